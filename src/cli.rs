@@ -1,0 +1,527 @@
+//! The `weft` command line: parsing, the commands, and exit codes.
+//!
+//! Exit 0 on success, 2 for usage or configuration errors, 1 for failures at
+//! run time. Errors go to stderr as one line; replies go to stdout.
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use crate::agent::{self, Turn, MAX_MESSAGE_BYTES};
+use crate::config::{Config, Settings};
+use crate::error::Error;
+use crate::home::Home;
+use crate::session::{Role, Sessions, Skipped};
+
+/// The session used when `-s` is not given.
+pub const DEFAULT_SESSION: &str = "default";
+
+/// The target this binary was built for, e.g. `wasm32-wasip2` or
+/// `aarch64-unknown-linux-musl` (set by `build.rs`).
+pub const PLATFORM: &str = env!("CLAWFT_TARGET");
+
+const HELP: &str = "\
+weft - a small, portable LLM agent (clawft)
+
+Usage:
+  weft agent [-m TEXT] [-s KEY] [--model PROVIDER/MODEL] [--no-stream]
+  weft sessions list | show KEY | rm KEY
+  weft config check | show
+  weft status
+  weft --help | --version
+
+Commands:
+  agent      Send a message and print the reply as it streams in. The message
+             comes from -m, else from stdin; on a terminal, weft asks for one
+             message after another until an empty line or end of input.
+  sessions   List, print or delete the conversations kept in the home directory.
+  config     Check the configuration, or show it with secrets hidden.
+  status     Print version, platform, HTTP support and home directory as JSON.
+
+Options for agent:
+  -m, --message TEXT         the message to send
+  -s, --session KEY          the conversation to continue (default: default)
+      --model PROVIDER/MODEL use this model instead of the configured one
+      --no-stream            wait for the whole reply instead of streaming it
+
+Home: $CLAWFT_HOME, else $HOME/.clawft (native) or /config (WebAssembly).
+Config: <home>/config.json. Sessions: <home>/sessions/<key>.jsonl.
+Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error.
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Agent {
+        message: Option<String>,
+        session: String,
+        model: Option<String>,
+        stream: bool,
+    },
+    SessionsList,
+    SessionsShow(String),
+    SessionsRemove(String),
+    ConfigCheck,
+    ConfigShow,
+    Status,
+    Help,
+    Version,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, Error> {
+    let usage = |msg: String| Error::Usage(msg);
+    let mut args = args.iter().map(String::as_str);
+    let Some(first) = args.next() else {
+        return Err(usage("no command given".into()));
+    };
+    let rest: Vec<&str> = args.collect();
+    if rest.iter().any(|a| matches!(*a, "-h" | "--help")) {
+        return Ok(Command::Help);
+    }
+    let no_more = |cmd: Command, extra: &[&str]| match extra.first() {
+        None => Ok(cmd),
+        Some(arg) => Err(usage(format!("unexpected argument '{arg}'"))),
+    };
+    match first {
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-V" | "--version" | "version" => Ok(Command::Version),
+        "status" => no_more(Command::Status, &rest),
+        "agent" => parse_agent(&rest),
+        "sessions" => match rest.as_slice() {
+            ["list", extra @ ..] => no_more(Command::SessionsList, extra),
+            ["show", key, extra @ ..] => no_more(Command::SessionsShow(key.to_string()), extra),
+            ["rm", key, extra @ ..] => no_more(Command::SessionsRemove(key.to_string()), extra),
+            ["show" | "rm"] => Err(usage(format!("sessions {} needs a session key", rest[0]))),
+            [] => Err(usage("sessions needs list, show KEY or rm KEY".into())),
+            [other, ..] => Err(usage(format!("unknown sessions command '{other}'"))),
+        },
+        "config" => match rest.as_slice() {
+            ["check", extra @ ..] => no_more(Command::ConfigCheck, extra),
+            ["show", extra @ ..] => no_more(Command::ConfigShow, extra),
+            [] => Err(usage("config needs check or show".into())),
+            [other, ..] => Err(usage(format!("unknown config command '{other}'"))),
+        },
+        other => Err(usage(format!("unknown command '{other}'"))),
+    }
+}
+
+fn parse_agent(args: &[&str]) -> Result<Command, Error> {
+    let mut message = None;
+    let mut session = DEFAULT_SESSION.to_owned();
+    let mut model = None;
+    let mut stream = true;
+    let mut args = args.iter();
+    while let Some(&arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (arg, None),
+        };
+        let mut value = || -> Result<String, Error> {
+            match inline.or_else(|| args.next().copied()) {
+                Some(v) => Ok(v.to_owned()),
+                None => Err(Error::Usage(format!("{flag} needs a value"))),
+            }
+        };
+        match flag {
+            "-m" | "--message" => message = Some(value()?),
+            "-s" | "--session" => session = value()?,
+            "--model" => model = Some(value()?),
+            "--no-stream" => stream = false,
+            "--stream" => stream = true,
+            other if other.starts_with('-') => {
+                return Err(Error::Usage(format!("unknown option '{other}' for agent")))
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected argument '{other}'; pass the message with -m"
+                )))
+            }
+        }
+    }
+    Ok(Command::Agent {
+        message,
+        session,
+        model,
+        stream,
+    })
+}
+
+/// Runs `weft` with the process's arguments, environment and stdio.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (result, in_turn) = match parse(&args) {
+        Ok(command) => {
+            let in_turn = matches!(command, Command::Agent { .. });
+            (run(command), in_turn)
+        }
+        Err(err) => (Err(err), false),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "{}", describe(&err, in_turn));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// The stderr line for an error. A turn that failed at run time also says
+/// that nothing was saved, so the user knows the session is unchanged.
+pub fn describe(err: &Error, in_turn: bool) -> String {
+    if in_turn && err.exit_code() == 1 {
+        format!("error: {err} (the turn was not saved)")
+    } else {
+        format!("error: {err}")
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Runs one parsed command.
+pub fn run(command: Command) -> Result<(), Error> {
+    let mut stdout = io::stdout().lock();
+    let out = &mut stdout;
+    match command {
+        Command::Help => write_out(out, HELP),
+        Command::Version => write_out(out, &format!("weft {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Status => status(out),
+        Command::Agent {
+            message,
+            session,
+            model,
+            stream,
+        } => {
+            let home = Home::discover(env)?;
+            let settings = Config::load(&home)?.settings(model.as_deref(), env)?;
+            settings.provider.require_key()?;
+            match message {
+                Some(text) => turn(&home, &settings, &session, &text, stream, out),
+                None if io::stdin().is_terminal() => {
+                    interactive(&home, &settings, &session, stream, out)
+                }
+                None => {
+                    let text = read_stdin()?;
+                    turn(&home, &settings, &session, &text, stream, out)
+                }
+            }
+        }
+        Command::SessionsList => {
+            let home = Home::discover(env)?;
+            let list = Sessions::new(&home).list()?;
+            if list.is_empty() {
+                let dir = home.sessions_dir()?;
+                let _ = writeln!(io::stderr(), "no sessions in {}", dir.display());
+            }
+            let width = list
+                .iter()
+                .map(|s| s.key.chars().count())
+                .max()
+                .unwrap_or(0);
+            let text: String = list
+                .iter()
+                .map(|s| {
+                    let plural = if s.messages == 1 { "" } else { "s" };
+                    format!(
+                        "{:width$}  {:>5} message{plural:1}  {}\n",
+                        s.key, s.messages, s.updated
+                    )
+                })
+                .collect();
+            write_out(out, &text)
+        }
+        Command::SessionsShow(key) => {
+            let home = Home::discover(env)?;
+            let session = Sessions::new(&home).load(&key)?;
+            if !session.exists {
+                return Err(Error::NoSuchSession(key));
+            }
+            warn_skipped(&key, &session.skipped);
+            let mut text = String::new();
+            for m in &session.messages {
+                let who = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                text.push_str(&format!("[{}] {who}\n{}\n\n", m.timestamp, m.content));
+            }
+            write_out(out, &text)
+        }
+        Command::SessionsRemove(key) => {
+            let home = Home::discover(env)?;
+            Sessions::new(&home).remove(&key)?;
+            let _ = writeln!(io::stderr(), "removed session {key:?}");
+            Ok(())
+        }
+        Command::ConfigCheck => {
+            let home = Home::discover(env)?;
+            let settings = Config::load(&home)?.settings(None, env)?;
+            settings.provider.require_key()?;
+            write_out(
+                out,
+                &format!(
+                    "config ok: {} via {} ({}), API key {}\n",
+                    settings.qualified_model(),
+                    settings.provider.api_base,
+                    settings.provider.protocol.name(),
+                    settings.provider.key_source
+                ),
+            )
+        }
+        Command::ConfigShow => {
+            let home = Home::discover(env)?;
+            let config = Config::load(&home)?;
+            let settings = config.settings(None, env)?;
+            let shown = show_config(&home, &config, &settings)?;
+            write_out(out, &format!("{}\n", pretty(&shown)))
+        }
+    }
+}
+
+fn turn(
+    home: &Home,
+    settings: &Settings,
+    session: &str,
+    message: &str,
+    stream: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let turn = Turn {
+        session,
+        message,
+        stream,
+    };
+    let mut warn = |s: &Skipped| warn_skipped(session, std::slice::from_ref(s));
+    agent::run_turn(home, settings, &turn, out, &mut warn).map(drop)
+}
+
+/// One turn per line typed, until an empty line, `/exit` or end of input.
+fn interactive(
+    home: &Home,
+    settings: &Settings,
+    session: &str,
+    stream: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let mut lines = io::stdin().lock().lines();
+    loop {
+        let _ = write!(io::stderr(), "you> ");
+        let Some(line) = lines.next() else { break };
+        let line = line.map_err(|e| Error::io("stdin", e))?;
+        let line = line.trim();
+        if line.is_empty() || line == "/exit" || line == "/quit" {
+            break;
+        }
+        if let Err(err) = turn(home, settings, session, line, stream, out) {
+            let _ = writeln!(io::stderr(), "{}", describe(&err, true));
+        }
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, Error> {
+    let mut text = String::new();
+    io::stdin()
+        .take(MAX_MESSAGE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("stdin", e))?;
+    if text.trim().is_empty() {
+        return Err(Error::Usage(
+            "no message: pass -m TEXT or pipe the message on stdin".into(),
+        ));
+    }
+    Ok(text)
+}
+
+fn warn_skipped(key: &str, skipped: &[Skipped]) {
+    for s in skipped {
+        let _ = writeln!(
+            io::stderr(),
+            "warning: session {key:?}: skipped line {} ({}); the file is left as it is",
+            s.line,
+            s.reason
+        );
+    }
+}
+
+fn status(out: &mut dyn Write) -> Result<(), Error> {
+    let home = Home::discover(env);
+    let (home_dir, source, config) = match &home {
+        Ok(home) => {
+            let config = match Config::load(home).and_then(|c| c.settings(None, env)) {
+                Ok(s) => json!({"ok": true, "model": s.qualified_model()}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            };
+            (
+                json!(home.root().display().to_string()),
+                json!(home.source().describe()),
+                config,
+            )
+        }
+        Err(e) => (
+            Value::Null,
+            Value::Null,
+            json!({"ok": false, "error": e.to_string()}),
+        ),
+    };
+    let status = json!({
+        "name": "clawft",
+        "version": env!("CARGO_PKG_VERSION"),
+        "platform": PLATFORM,
+        "http": crate::http::AVAILABLE,
+        "home": home_dir,
+        "home_source": source,
+        "config": config,
+    });
+    write_out(out, &format!("{}\n", pretty(&status)))
+}
+
+/// The effective configuration, with every secret replaced by where it came from.
+fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Value, Error> {
+    let path = home.config_file()?;
+    let p = &settings.provider;
+    let headers: serde_json::Map<String, Value> = p
+        .extra_headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = if looks_secret(name) {
+                "(hidden)"
+            } else {
+                value
+            };
+            (name.clone(), json!(shown))
+        })
+        .collect();
+    Ok(json!({
+        "config_file": path.display().to_string(),
+        "config_file_exists": path.exists(),
+        "model": settings.qualified_model(),
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.temperature,
+        "system_prompt": settings.system_prompt,
+        "memory_window": settings.memory_window,
+        "provider": {
+            "name": p.name,
+            "protocol": p.protocol.name(),
+            "api_base": p.api_base,
+            "api_key": p.key_source.to_string(),
+            "extra_headers": headers,
+            "timeout_secs": p.timeout.as_secs(),
+        },
+        "configured_providers": config.providers.keys().collect::<Vec<_>>(),
+    }))
+}
+
+/// Header names whose values are credentials.
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "key", "token", "secret", "cookie", "password"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).expect("JSON values always serialize")
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn agent_flags_parse_in_every_spelling() {
+        assert_eq!(
+            parse(&args(
+                "agent -m hello -s work --model anthropic/claude --no-stream"
+            ))
+            .unwrap(),
+            Command::Agent {
+                message: Some("hello".into()),
+                session: "work".into(),
+                model: Some("anthropic/claude".into()),
+                stream: false,
+            }
+        );
+        assert_eq!(
+            parse(&args("agent --message=hi --session=s2")).unwrap(),
+            Command::Agent {
+                message: Some("hi".into()),
+                session: "s2".into(),
+                model: None,
+                stream: true,
+            }
+        );
+        assert_eq!(
+            parse(&args("agent")).unwrap(),
+            Command::Agent {
+                message: None,
+                session: DEFAULT_SESSION.into(),
+                model: None,
+                stream: true,
+            }
+        );
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        assert_eq!(
+            parse(&args("sessions list")).unwrap(),
+            Command::SessionsList
+        );
+        assert_eq!(
+            parse(&args("sessions show work")).unwrap(),
+            Command::SessionsShow("work".into())
+        );
+        assert_eq!(
+            parse(&args("sessions rm work")).unwrap(),
+            Command::SessionsRemove("work".into())
+        );
+        assert_eq!(parse(&args("config check")).unwrap(), Command::ConfigCheck);
+        assert_eq!(parse(&args("config show")).unwrap(), Command::ConfigShow);
+        assert_eq!(parse(&args("status")).unwrap(), Command::Status);
+        assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
+        assert_eq!(parse(&args("-h")).unwrap(), Command::Help);
+        assert_eq!(parse(&args("agent --help")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for line in [
+            "",
+            "chat",
+            "agent -m",
+            "agent --bogus",
+            "agent hello",
+            "sessions",
+            "sessions show",
+            "sessions list extra",
+            "config",
+            "config edit",
+            "status now",
+        ] {
+            let err = parse(&args(line)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn credential_headers_are_hidden() {
+        assert!(looks_secret("Authorization"));
+        assert!(looks_secret("X-Api-Key"));
+        assert!(!looks_secret("HTTP-Referer"));
+        assert!(!looks_secret("X-Title"));
+    }
+}

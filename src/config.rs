@@ -1,0 +1,477 @@
+//! `config.json`: the file, its defaults, and how a `provider/model` name
+//! becomes concrete [`Settings`].
+//!
+//! The shape is the one clawft and nanobot users already have:
+//!
+//! ```json
+//! {
+//!   "agents": { "defaults": { "model": "anthropic/claude-sonnet-4-5", "maxTokens": 4096 } },
+//!   "providers": { "anthropic": { "apiKey": "sk-ant-..." } }
+//! }
+//! ```
+//!
+//! snake_case and camelCase names both work, unknown fields are ignored, and
+//! empty strings count as "not set" (nanobot writes `"apiKey": ""`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::Error;
+use crate::home::Home;
+use crate::provider::{builtin, Protocol};
+
+/// The model used when neither the config nor `--model` names one.
+pub const DEFAULT_MODEL: &str = "openai/gpt-4o-mini";
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+pub const DEFAULT_MEMORY_WINDOW: usize = 50;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// A config file larger than this is refused rather than read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The parsed `config.json`. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub agents: Agents,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Agents {
+    #[serde(default)]
+    pub defaults: AgentDefaults,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentDefaults {
+    #[serde(default, deserialize_with = "non_empty")]
+    pub model: Option<String>,
+    #[serde(alias = "maxTokens")]
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    #[serde(default, alias = "systemPrompt", deserialize_with = "non_empty")]
+    pub system_prompt: Option<String>,
+    #[serde(alias = "memoryWindow")]
+    pub memory_window: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProviderConfig {
+    #[serde(default, alias = "apiKey", deserialize_with = "non_empty_secret")]
+    pub api_key: Option<Secret>,
+    #[serde(default, alias = "apiKeyEnv", deserialize_with = "non_empty")]
+    pub api_key_env: Option<String>,
+    #[serde(default, alias = "apiBase", deserialize_with = "non_empty")]
+    pub api_base: Option<String>,
+    #[serde(alias = "extraHeaders")]
+    pub extra_headers: Option<BTreeMap<String, String>>,
+    #[serde(alias = "timeoutSecs")]
+    pub timeout_secs: Option<u64>,
+    /// Wire protocol of a provider clawft does not know: `openai` or `anthropic`.
+    pub protocol: Option<Protocol>,
+}
+
+/// An API key. It has no `Display`, and `Debug` hides it, so it cannot slip
+/// into a message by accident; [`Secret::expose`] is the one way out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The key itself, for the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
+}
+
+fn non_empty_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(non_empty(d)?.map(Secret))
+}
+
+impl Config {
+    /// Reads `<home>/config.json`; a missing file means all defaults.
+    pub fn load(home: &Home) -> Result<Config, Error> {
+        let path = home.config_file()?;
+        let text = match read_bounded(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::Config(format!("{}: {e}", path.display()))),
+        };
+        Config::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses config text; the error names the line and column.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        serde_json::from_str(text).map_err(|e| {
+            let what = e.to_string();
+            // serde_json appends " at line L column C"; lead with it instead.
+            let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+            format!("line {}, column {}: {what}", e.line(), e.column())
+        })
+    }
+
+    /// Turns the file plus `--model` and the environment into what one turn needs.
+    pub fn settings(
+        &self,
+        model_override: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, Error> {
+        let defaults = &self.agents.defaults;
+        let model = model_override
+            .or(defaults.model.as_deref())
+            .unwrap_or(DEFAULT_MODEL);
+        let (provider_name, model_name) = split_model(model)?;
+        let provider = self.provider(provider_name, env)?;
+        if let Some(t) = defaults.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(Error::Config(format!(
+                    "agents.defaults.temperature is {t}; use a value from 0 to 2"
+                )));
+            }
+        }
+        Ok(Settings {
+            provider,
+            model: model_name.to_owned(),
+            max_tokens: defaults.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1),
+            temperature: defaults.temperature,
+            system_prompt: defaults.system_prompt.clone(),
+            memory_window: defaults.memory_window.unwrap_or(DEFAULT_MEMORY_WINDOW),
+        })
+    }
+
+    fn provider(
+        &self,
+        name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Provider, Error> {
+        let configured = self.providers.get(name);
+        let known = builtin(name);
+        let Some(section) = configured.or(known.map(|_| &EMPTY)) else {
+            return Err(Error::Config(format!(
+                "unknown provider '{name}': add providers.{name} with api_base and protocol \
+                 (\"openai\" or \"anthropic\"), or use one of {}",
+                crate::provider::BUILTINS
+                    .iter()
+                    .map(|b| b.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+
+        let protocol = match (section.protocol, known) {
+            (Some(p), _) => p,
+            (None, Some(b)) => b.protocol,
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "providers.{name} needs \"protocol\": \"openai\" or \"anthropic\""
+                )))
+            }
+        };
+        let api_base = match (&section.api_base, known) {
+            (Some(base), _) => base.trim_end_matches('/').to_owned(),
+            (None, Some(b)) => b.api_base.to_owned(),
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "providers.{name} needs \"api_base\", for example \"https://host/v1\""
+                )))
+            }
+        };
+        crate::http::Url::parse(&api_base)
+            .map_err(|e| Error::Config(format!("providers.{name}.api_base: {e}")))?;
+
+        let (api_key, key_source) = if let Some(key) = &section.api_key {
+            (Some(key.clone()), KeySource::Config)
+        } else {
+            let var = section
+                .api_key_env
+                .as_deref()
+                .or(known.and_then(|b| b.key_env));
+            match var {
+                Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
+                    Some(key) => (Some(Secret(key)), KeySource::Env(var.to_owned())),
+                    None => (None, KeySource::Missing(Some(var.to_owned()))),
+                },
+                None => (None, KeySource::Missing(None)),
+            }
+        };
+        let key_required = known.is_some_and(|b| b.needs_key);
+
+        let extra_headers = section
+            .extra_headers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let timeout_secs = section.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1);
+        Ok(Provider {
+            name: name.to_owned(),
+            protocol,
+            api_base,
+            api_key,
+            key_source,
+            key_required,
+            extra_headers,
+            timeout: Duration::from_secs(timeout_secs),
+        })
+    }
+}
+
+static EMPTY: ProviderConfig = ProviderConfig {
+    api_key: None,
+    api_key_env: None,
+    api_base: None,
+    extra_headers: None,
+    timeout_secs: None,
+    protocol: None,
+};
+
+/// Splits `provider/model` at the first slash (`openrouter/anthropic/claude`
+/// keeps its inner slash).
+pub fn split_model(model: &str) -> Result<(&str, &str), Error> {
+    match model.split_once('/') {
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok((p, m)),
+        _ => Err(Error::Config(format!(
+            "model '{model}' needs a provider prefix, for example openai/{model}"
+        ))),
+    }
+}
+
+fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than the {MAX_CONFIG_BYTES}-byte limit for a config file"
+        )));
+    }
+    Ok(text)
+}
+
+/// Everything one turn needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub provider: Provider,
+    /// The model name as the provider knows it (prefix stripped).
+    pub model: String,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub system_prompt: Option<String>,
+    /// How many past messages go with each request.
+    pub memory_window: usize,
+}
+
+impl Settings {
+    /// `provider/model`, as the user wrote it.
+    pub fn qualified_model(&self) -> String {
+        format!("{}/{}", self.provider.name, self.model)
+    }
+}
+
+/// A provider, resolved from built-in knowledge and the config file.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub protocol: Protocol,
+    /// Base URL including the version path, without a trailing slash.
+    pub api_base: String,
+    pub api_key: Option<Secret>,
+    pub key_source: KeySource,
+    /// Whether requests without a key are pointless (false for local servers).
+    pub key_required: bool,
+    pub extra_headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+impl Provider {
+    /// The key, or the config error that tells the user how to supply one.
+    pub fn require_key(&self) -> Result<Option<&Secret>, Error> {
+        match (&self.api_key, self.key_required) {
+            (Some(key), _) => Ok(Some(key)),
+            (None, false) => Ok(None),
+            (None, true) => Err(Error::Config(format!(
+                "no API key for provider '{}': {}",
+                self.name,
+                match &self.key_source {
+                    KeySource::Missing(Some(var)) => format!(
+                        "set {var} or providers.{}.api_key in config.json",
+                        self.name
+                    ),
+                    _ => format!("set providers.{}.api_key in config.json", self.name),
+                }
+            ))),
+        }
+    }
+}
+
+/// Where the API key came from; shown by `config show` instead of the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Config,
+    Env(String),
+    /// No key; the variable that was looked at, if any.
+    Missing(Option<String>),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Config => f.write_str("set in config.json"),
+            KeySource::Env(var) => write!(f, "set from ${var}"),
+            KeySource::Missing(Some(var)) => write!(f, "not set (${var} is empty)"),
+            KeySource::Missing(None) => f.write_str("not set"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        let config = Config::parse("{}").unwrap();
+        let s = config
+            .settings(None, |v| (v == "OPENAI_API_KEY").then(|| "sk-test".into()))
+            .unwrap();
+        assert_eq!(s.qualified_model(), DEFAULT_MODEL);
+        assert_eq!(s.provider.api_base, "https://api.openai.com/v1");
+        assert_eq!(
+            s.provider.key_source,
+            KeySource::Env("OPENAI_API_KEY".into())
+        );
+        assert_eq!(s.provider.api_key.as_ref().unwrap().expose(), "sk-test");
+        assert_eq!(s.memory_window, DEFAULT_MEMORY_WINDOW);
+        assert_eq!(s.provider.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn nanobot_camel_case_files_work() {
+        let config = Config::parse(
+            r#"{
+              "agents": {"defaults": {"model": "openrouter/anthropic/claude-3.5-sonnet",
+                 "maxTokens": 512, "temperature": 0.2, "memoryWindow": 8,
+                 "systemPrompt": "Be brief.", "maxToolIterations": 20, "workspace": "~/x"}},
+              "providers": {
+                 "openrouter": {"apiKey": "sk-or", "extraHeaders": {"X-Title": "clawft"}},
+                 "openai": {"apiKey": "", "apiBase": null}
+              },
+              "channels": {"telegram": {"enabled": false}}
+            }"#,
+        )
+        .unwrap();
+        let s = config.settings(None, no_env).unwrap();
+        assert_eq!(s.provider.name, "openrouter");
+        assert_eq!(s.model, "anthropic/claude-3.5-sonnet");
+        assert_eq!(s.provider.api_base, "https://openrouter.ai/api/v1");
+        assert_eq!(s.max_tokens, 512);
+        assert_eq!(s.temperature, Some(0.2));
+        assert_eq!(s.memory_window, 8);
+        assert_eq!(s.system_prompt.as_deref(), Some("Be brief."));
+        assert_eq!(s.provider.key_source, KeySource::Config);
+        assert_eq!(
+            s.provider.extra_headers,
+            vec![("X-Title".into(), "clawft".into())]
+        );
+
+        // The empty apiKey for openai counts as unset: the environment is asked.
+        let s = config.settings(Some("openai/gpt-4o"), no_env).unwrap();
+        assert_eq!(
+            s.provider.key_source,
+            KeySource::Missing(Some("OPENAI_API_KEY".into()))
+        );
+        let err = s.provider.require_key().unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("set OPENAI_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_provider_needs_a_base_and_a_protocol() {
+        let config = Config::parse(
+            r#"{"providers": {
+                 "local": {"api_base": "http://127.0.0.1:8000/v1/", "protocol": "openai"},
+                 "nobase": {"protocol": "anthropic"},
+                 "noproto": {"api_base": "http://x/v1"}
+            }}"#,
+        )
+        .unwrap();
+        let s = config.settings(Some("local/qwen"), no_env).unwrap();
+        assert_eq!(s.provider.api_base, "http://127.0.0.1:8000/v1");
+        assert_eq!(s.provider.protocol, Protocol::OpenAi);
+        assert!(s.provider.require_key().unwrap().is_none());
+
+        for (model, words) in [
+            ("nobase/m", "api_base"),
+            ("noproto/m", "protocol"),
+            ("mystery/m", "unknown provider 'mystery'"),
+            ("no-prefix", "needs a provider prefix"),
+        ] {
+            let err = config.settings(Some(model), no_env).unwrap_err();
+            assert!(err.to_string().contains(words), "{model}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn api_key_env_names_the_variable() {
+        let config =
+            Config::parse(r#"{"providers": {"anthropic": {"api_key_env": "MY_CLAUDE_KEY"}}}"#)
+                .unwrap();
+        let s = config
+            .settings(Some("anthropic/claude-x"), |v| {
+                (v == "MY_CLAUDE_KEY").then(|| "sk-ant".into())
+            })
+            .unwrap();
+        assert_eq!(
+            s.provider.key_source,
+            KeySource::Env("MY_CLAUDE_KEY".into())
+        );
+        assert_eq!(s.provider.protocol, Protocol::Anthropic);
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err = Config::parse("{\n  \"agents\": {,}\n}").unwrap_err();
+        assert!(err.starts_with("line 2, column 14:"), "{err}");
+        let err = Config::parse(r#"{"agents": {"defaults": {"maxTokens": "many"}}}"#).unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let config =
+            Config::parse(r#"{"providers": {"openai": {"apiKey": "sk-hidden"}}}"#).unwrap();
+        let s = config.settings(None, no_env).unwrap();
+        let shown = format!("{config:?} {s:?}");
+        assert!(!shown.contains("sk-hidden"), "{shown}");
+    }
+
+    #[test]
+    fn out_of_range_temperature_is_a_config_error() {
+        let config = Config::parse(r#"{"agents": {"defaults": {"temperature": 7}}}"#).unwrap();
+        let err = config.settings(None, no_env).unwrap_err();
+        assert!(err.to_string().contains("temperature"), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! One error type for the whole agent.
+//!
+//! Every variant is something a caller can match on and a person can read:
+//! `Display` is a single line meant for stderr. Secrets never reach these
+//! messages; text that came from a provider is passed through
+//! [`crate::provider::redact`] before it is stored here.
+
+use std::fmt;
+use std::io;
+
+use crate::http::HttpError;
+
+/// Everything that can go wrong in clawft.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line could not be understood.
+    Usage(String),
+    /// The configuration is missing something or is malformed.
+    Config(String),
+    /// A path would leave the clawft home directory.
+    Sandbox { path: String, reason: &'static str },
+    /// A session key is not acceptable as a file name.
+    SessionKey { key: String, reason: &'static str },
+    /// The named session does not exist.
+    NoSuchSession(String),
+    /// Reading or writing a file failed.
+    Io { path: String, source: io::Error },
+    /// The request never got an answer: no HTTP, unreachable, timed out, TLS.
+    Http(HttpError),
+    /// The provider refused the credentials (HTTP 401 or 403).
+    InvalidApiKey {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    /// The provider answered with another non-success status.
+    Status {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    /// The provider reported an error inside a streamed reply.
+    ProviderError { provider: String, message: String },
+    /// The reply was not in the shape the protocol promises.
+    BadReply { provider: String, detail: String },
+    /// A streamed reply stopped before the provider said it was complete.
+    StreamInterrupted { provider: String, detail: String },
+    /// Writing the reply to the caller's output failed (for example a closed pipe).
+    Output(io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for usage and configuration
+    /// mistakes the user can fix before running again, 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Config(_) | Error::SessionKey { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl fmt::Display, source: io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg} (see `weft --help`)"),
+            Error::Config(msg) => write!(f, "config: {msg}"),
+            Error::Sandbox { path, reason } => write!(f, "refused path '{path}': {reason}"),
+            Error::SessionKey { key, reason } => {
+                write!(f, "invalid session key {key:?}: {reason}")
+            }
+            Error::NoSuchSession(key) => write!(f, "no session named {key:?}"),
+            Error::Io { path, source } => write!(f, "{path}: {source}"),
+            Error::Http(err) => err.fmt(f),
+            Error::InvalidApiKey {
+                provider,
+                status,
+                message,
+            } => write!(
+                f,
+                "Invalid API key for provider '{provider}' (HTTP {status}): {message}"
+            ),
+            Error::Status {
+                provider,
+                status,
+                message,
+            } => write!(f, "provider '{provider}' answered HTTP {status}: {message}"),
+            Error::ProviderError { provider, message } => {
+                write!(f, "provider '{provider}' reported an error: {message}")
+            }
+            Error::BadReply { provider, detail } => {
+                write!(
+                    f,
+                    "provider '{provider}' sent a reply clawft cannot read: {detail}"
+                )
+            }
+            Error::StreamInterrupted { provider, detail } => {
+                write!(f, "stream interrupted: provider '{provider}' {detail}")
+            }
+            Error::Output(err) => write!(f, "cannot write the reply: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Output(source) => Some(source),
+            Error::Http(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(err: HttpError) -> Self {
+        Error::Http(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_and_config_errors_exit_with_2_others_with_1() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Config("x".into()).exit_code(), 2);
+        assert_eq!(Error::NoSuchSession("x".into()).exit_code(), 1);
+        let timeout = Error::Http(HttpError::Timeout("waiting for the response".into()));
+        assert_eq!(timeout.exit_code(), 1);
+    }
+
+    #[test]
+    fn messages_carry_the_words_users_search_for() {
+        let e = Error::InvalidApiKey {
+            provider: "openai".into(),
+            status: 401,
+            message: "bad key".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Invalid API key for provider 'openai' (HTTP 401): bad key"
+        );
+        let e = Error::Http(HttpError::Timeout("waiting for the response".into()));
+        assert!(e.to_string().starts_with("Request timed out"));
+        let e = Error::Http(HttpError::Unavailable("connection refused".into()));
+        assert!(e.to_string().starts_with("HTTP unavailable"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Outgoing HTTP: one request type, one response type, one backend per target.
+//!
+//! | target                     | backend                                          |
+//! |----------------------------|--------------------------------------------------|
+//! | `wasm32-wasip2`            | `wasi:http/outgoing-handler` through `wasip2`    |
+//! | `wasm32-wasip1`            | none: every call is [`HttpError::Unavailable`]   |
+//! | native (Linux, static musl)| `ureq` (blocking, rustls, bundled roots)         |
+//!
+//! This file is the only place that chooses; the rest of clawft sees
+//! [`post`], [`Request`], [`Response`] and [`HttpError`] only.
+
+use std::fmt;
+use std::time::Duration;
+
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+#[path = "wasip2.rs"]
+mod backend;
+
+#[cfg(all(target_os = "wasi", not(target_env = "p2")))]
+#[path = "unavailable.rs"]
+mod backend;
+
+#[cfg(not(target_os = "wasi"))]
+#[path = "native.rs"]
+mod backend;
+
+/// Whether this build can make HTTP requests at all.
+pub const AVAILABLE: bool = backend::AVAILABLE;
+
+/// Sends a POST request and returns as soon as the response headers arrive;
+/// the body is read from [`Response::body`] as it comes.
+pub fn post(request: &Request) -> Result<Response, HttpError> {
+    Url::parse(&request.url)?;
+    backend::post(request)
+}
+
+/// A POST request with a complete body.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: String,
+    /// Header names and values; secrets live here, so this type never prints them.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Applies to connecting, to the first byte of the response, and to every
+    /// pause between bytes of the body (so a long stream is never cut off
+    /// while it keeps flowing).
+    pub timeout: Duration,
+}
+
+/// A response whose body is still on the wire.
+pub struct Response {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn ReadBody>,
+}
+
+impl Response {
+    /// The first value of a header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the whole body, refusing to hold more than `limit` bytes.
+    pub fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = self.body.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() + n > limit {
+                return Err(HttpError::TooLarge(limit));
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response body read piece by piece; `Ok(0)` means the body is complete.
+pub trait ReadBody {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError>;
+}
+
+impl ReadBody for &[u8] {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
+        let n = buf.len().min(self.len());
+        buf[..n].copy_from_slice(&self[..n]);
+        *self = &self[n..];
+        Ok(n)
+    }
+}
+
+/// Why a request got no (complete) answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// There is no HTTP here (a host without `wasi:http`), or the server
+    /// could not be reached at all: connection refused, DNS failure, no route.
+    Unavailable(String),
+    /// Connecting, waiting for the response, or waiting between bytes took
+    /// longer than the configured timeout. The text names the phase.
+    Timeout(String),
+    /// The TLS handshake failed, usually an untrusted certificate.
+    Tls(String),
+    /// The URL is not an absolute `http` or `https` URL.
+    InvalidUrl(String),
+    /// The body is bigger than the caller allows.
+    TooLarge(usize),
+    /// The connection broke or the peer spoke broken HTTP mid-exchange.
+    Transport(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Unavailable(why) => write!(f, "HTTP unavailable: {why}"),
+            HttpError::Timeout(phase) => write!(f, "Request timed out {phase}"),
+            HttpError::Tls(why) => write!(f, "TLS error: {why}"),
+            HttpError::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
+            HttpError::TooLarge(limit) => {
+                write!(f, "response body is larger than the {limit}-byte limit")
+            }
+            HttpError::Transport(why) => write!(f, "connection failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// The parts of an absolute `http`/`https` URL that a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url<'a> {
+    pub https: bool,
+    /// `host[:port]`, as written.
+    pub authority: &'a str,
+    /// Path and query, always starting with `/`.
+    pub path_and_query: &'a str,
+}
+
+impl<'a> Url<'a> {
+    /// Splits a URL without allocating; refuses anything that is not plain
+    /// `http(s)://authority/path`, so every backend sees the same rules.
+    pub fn parse(url: &'a str) -> Result<Url<'a>, HttpError> {
+        let bad = |why: &str| HttpError::InvalidUrl(format!("'{url}' {why}"));
+        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.is_empty() {
+            return Err(bad("has no host"));
+        }
+        if authority.contains('@') {
+            return Err(bad("must not carry credentials; use the api_key setting"));
+        }
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("contains spaces or control characters"));
+        }
+        let tail = tail.split('#').next().unwrap_or("");
+        if tail.starts_with('?') {
+            return Err(bad("needs a path before its query"));
+        }
+        let path_and_query = if tail.is_empty() { "/" } else { tail };
+        Ok(Url {
+            https,
+            authority,
+            path_and_query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_urls_providers_use() {
+        let u = Url::parse("https://api.openai.com/v1/chat/completions").unwrap();
+        assert!(u.https);
+        assert_eq!(u.authority, "api.openai.com");
+        assert_eq!(u.path_and_query, "/v1/chat/completions");
+
+        let u = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert!(!u.https);
+        assert_eq!(u.authority, "127.0.0.1:8080");
+        assert_eq!(u.path_and_query, "/");
+
+        let u = Url::parse("http://[::1]:11434/v1/x?a=b#frag").unwrap();
+        assert_eq!(u.authority, "[::1]:11434");
+        assert_eq!(u.path_and_query, "/v1/x?a=b");
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_http_url() {
+        for bad in [
+            "ftp://x/y",
+            "api.openai.com/v1",
+            "https:///v1",
+            "https://user:pw@host/v1",
+            "https://host/v 1",
+            "https://host?x=1",
+        ] {
+            let err = Url::parse(bad).unwrap_err();
+            assert!(matches!(err, HttpError::InvalidUrl(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn read_to_end_enforces_its_limit() {
+        let mut r = Response {
+            status: 200,
+            headers: vec![],
+            body: Box::new(&b"0123456789"[..]),
+        };
+        assert_eq!(r.read_to_end(4), Err(HttpError::TooLarge(4)));
+        let mut r = Response {
+            status: 200,
+            headers: vec![("retry-after".into(), "3".into())],
+            body: Box::new(&b"0123456789"[..]),
+        };
+        assert_eq!(r.header("retry-after"), Some("3"));
+        assert_eq!(r.read_to_end(10).unwrap(), b"0123456789");
+    }
+}

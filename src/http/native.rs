@@ -1,0 +1,149 @@
+//! Native HTTP (Linux, static musl) through `ureq`: blocking, no async
+//! runtime, rustls with the Mozilla roots compiled in, so the binary works in
+//! an empty root filesystem such as a `FROM scratch` image.
+//!
+//! - `SSL_CERT_FILE` names a PEM bundle that replaces the built-in roots (the
+//!   OpenSSL convention), for a private CA or an intercepting proxy.
+//! - `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured (ureq
+//!   reads them; an `https` target is tunnelled with `CONNECT`).
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use super::{HttpError, ReadBody, Request, Response};
+
+pub const AVAILABLE: bool = true;
+
+pub fn post(request: &Request) -> Result<Response, HttpError> {
+    let agent = agent(request.timeout)?;
+    let mut builder = agent.post(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder
+        .send(&request.body[..])
+        .map_err(|e| map_error(e, request.timeout))?;
+
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let reader = response.into_body().into_reader();
+    Ok(Response {
+        status,
+        headers,
+        body: Box::new(NativeBody {
+            reader,
+            timeout: request.timeout,
+        }),
+    })
+}
+
+fn agent(timeout: Duration) -> Result<ureq::Agent, HttpError> {
+    let mut tls = TlsConfig::builder();
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        tls = tls.root_certs(custom_roots(&path.to_string_lossy())?);
+    }
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .user_agent(concat!("clawft/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build();
+    Ok(config.new_agent())
+}
+
+/// Loads every certificate in a PEM file as the set of trusted roots.
+fn custom_roots(path: &str) -> Result<RootCerts, HttpError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| HttpError::Tls(format!("cannot read SSL_CERT_FILE {path}: {e}")))?;
+    let mut certs: Vec<Certificate<'static>> = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(HttpError::Tls(format!("SSL_CERT_FILE {path}: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(HttpError::Tls(format!(
+            "SSL_CERT_FILE {path} holds no PEM certificates"
+        )));
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+struct NativeBody {
+    reader: ureq::BodyReader<'static>,
+    timeout: Duration,
+}
+
+impl ReadBody for NativeBody {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
+        self.reader
+            .read(buf)
+            .map_err(|e| map_io_error(e, self.timeout))
+    }
+}
+
+fn map_error(err: ureq::Error, timeout: Duration) -> HttpError {
+    use ureq::Error as E;
+    let secs = timeout.as_secs_f32();
+    match err {
+        E::Timeout(which) => {
+            use ureq::Timeout as T;
+            HttpError::Timeout(match which {
+                T::Resolve | T::Connect => format!("while connecting (limit {secs} s)"),
+                T::PerRead | T::RecvBody => {
+                    format!("waiting for more of the reply (limit {secs} s between bytes)")
+                }
+                _ => format!("waiting for the response (limit {secs} s)"),
+            })
+        }
+        E::HostNotFound => HttpError::Unavailable("DNS lookup failed: host not found".into()),
+        E::ConnectionFailed => HttpError::Unavailable("could not connect to the server".into()),
+        E::ConnectProxyFailed(why) => HttpError::Unavailable(format!("the proxy refused: {why}")),
+        E::InvalidProxyUrl => {
+            HttpError::Unavailable("the proxy URL in the *_PROXY variables is invalid".into())
+        }
+        E::BadUri(why) => HttpError::InvalidUrl(why),
+        E::Tls(why) => HttpError::Tls(why.into()),
+        E::Pem(why) => HttpError::Tls(why.to_string()),
+        E::Rustls(why) => HttpError::Tls(why.to_string()),
+        E::Io(io) => map_io_error(io, timeout),
+        other => HttpError::Transport(other.to_string()),
+    }
+}
+
+fn map_io_error(err: io::Error, timeout: Duration) -> HttpError {
+    if err.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
+        let inner = err.into_inner().expect("checked above");
+        let ureq_err = inner.downcast::<ureq::Error>().expect("checked above");
+        return map_error(*ureq_err, timeout);
+    }
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            HttpError::Unavailable("connection refused by the server".into())
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HttpError::Timeout(format!(
+            "waiting for the server (limit {} s)",
+            timeout.as_secs_f32()
+        )),
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            HttpError::Unavailable(format!("no route to the server: {err}"))
+        }
+        io::ErrorKind::UnexpectedEof => {
+            HttpError::Transport("the server closed the connection early".into())
+        }
+        _ => HttpError::Transport(err.to_string()),
+    }
+}

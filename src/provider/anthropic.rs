@@ -1,0 +1,231 @@
+//! The Anthropic messages wire format.
+//!
+//! `POST {api_base}/messages` with `x-api-key` and `anthropic-version:
+//! 2023-06-01`; `max_tokens` is required and the system prompt is a top-level
+//! field. A streamed reply is SSE with named events: text arrives in
+//! `content_block_delta` (`text_delta`), the end is `message_stop`, and
+//! `error` reports a failure mid-stream (for example `overloaded_error`).
+
+use serde::{Deserialize, Serialize};
+
+use super::StreamItem;
+use crate::config::{Secret, Settings};
+use crate::session::Message;
+use crate::sse::Event;
+
+pub const API_VERSION: &str = "2023-06-01";
+
+pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
+    let mut headers = vec![("anthropic-version".to_owned(), API_VERSION.to_owned())];
+    if let Some(key) = key {
+        headers.push(("x-api-key".to_owned(), key.expose().to_owned()));
+    }
+    headers
+}
+
+#[derive(Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) -> Body<'a> {
+    Body {
+        model: &settings.model,
+        max_tokens: settings.max_tokens,
+        system: settings.system_prompt.as_deref(),
+        messages: history
+            .iter()
+            .map(|m| WireMessage {
+                role: m.role.name(),
+                content: &m.content,
+            })
+            .collect(),
+        stream,
+        temperature: settings.temperature,
+    }
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// The text of a complete (non-streamed) reply: its text blocks, joined.
+pub fn complete_text(body: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Reply {
+        content: Vec<Block>,
+    }
+    let reply: Reply = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let texts: Vec<&str> = reply
+        .content
+        .iter()
+        .filter(|b| b.kind == "text")
+        .map(|b| b.text.as_str())
+        .collect();
+    if texts.is_empty() {
+        return Err("the reply has no text block".into());
+    }
+    Ok(texts.concat())
+}
+
+/// Interprets one SSE event.
+pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
+    #[derive(Deserialize)]
+    struct Delta {
+        // `message_delta` carries a delta without a type (stop reason only).
+        #[serde(rename = "type", default)]
+        kind: String,
+        #[serde(default)]
+        text: String,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(rename = "type")]
+        kind: String,
+        delta: Option<Delta>,
+        content_block: Option<Block>,
+    }
+    // The `type` inside the data is authoritative; the event name repeats it.
+    let data: Data = serde_json::from_str(&event.data)
+        .map_err(|e| format!("invalid JSON in '{}' event: {e}", event.name))?;
+    Ok(match data.kind.as_str() {
+        "content_block_delta" => match data.delta {
+            Some(d) if d.kind == "text_delta" && !d.text.is_empty() => StreamItem::Text(d.text),
+            _ => StreamItem::Nothing, // thinking or tool-input deltas are not shown
+        },
+        "content_block_start" => match data.content_block {
+            Some(b) if b.kind == "text" && !b.text.is_empty() => StreamItem::Text(b.text),
+            _ => StreamItem::Nothing,
+        },
+        "message_stop" => StreamItem::Finished,
+        "error" => StreamItem::Failed(
+            super::error_message(event.data.as_bytes()).unwrap_or_else(|| event.data.clone()),
+        ),
+        _ => StreamItem::Nothing, // message_start, message_delta, ping, block stops
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::Role;
+
+    fn event(name: &str, data: &str) -> Event {
+        Event {
+            name: name.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn the_system_prompt_is_top_level_and_max_tokens_is_always_sent() {
+        let s = Config::parse(r#"{"agents":{"defaults":{"systemPrompt":"Be brief."}}}"#)
+            .unwrap()
+            .settings(Some("anthropic/claude-sonnet-4-5"), |_| Some("k".into()))
+            .unwrap();
+        let history = [Message::new(Role::User, "hi")];
+        let json = serde_json::to_value(body(&s, &history, false)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 4096,
+                "system": "Be brief.",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": false
+            })
+        );
+        let headers = auth_headers(Some(&Secret::new("k")));
+        assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+        assert!(headers.contains(&("x-api-key".into(), "k".into())));
+    }
+
+    #[test]
+    fn complete_replies_join_their_text_blocks() {
+        let ok = br#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hel"},{"type":"tool_use","id":"t","name":"x","input":{}},{"type":"text","text":"lo"}],"stop_reason":"end_turn"}"#;
+        assert_eq!(complete_text(ok).unwrap(), "Hello");
+        assert!(complete_text(br#"{"content":[]}"#).is_err());
+    }
+
+    #[test]
+    fn stream_events_map_to_items() {
+        let cases = [
+            (
+                event(
+                    "message_start",
+                    r#"{"type":"message_start","message":{"id":"m","content":[]}}"#,
+                ),
+                StreamItem::Nothing,
+            ),
+            (
+                event(
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                ),
+                StreamItem::Nothing,
+            ),
+            (event("ping", r#"{"type": "ping"}"#), StreamItem::Nothing),
+            (
+                event(
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+                ),
+                StreamItem::Text("Hi".into()),
+            ),
+            (
+                event(
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+                ),
+                StreamItem::Nothing,
+            ),
+            (
+                event(
+                    "content_block_stop",
+                    r#"{"type":"content_block_stop","index":0}"#,
+                ),
+                StreamItem::Nothing,
+            ),
+            (
+                event(
+                    "message_delta",
+                    r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+                ),
+                StreamItem::Nothing,
+            ),
+            (
+                event("message_stop", r#"{"type":"message_stop"}"#),
+                StreamItem::Finished,
+            ),
+            (
+                event(
+                    "error",
+                    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                ),
+                StreamItem::Failed("Overloaded".into()),
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(stream_item(&event).unwrap(), expected, "{}", event.name);
+        }
+        assert!(stream_item(&event("x", "nope")).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! The OpenAI chat-completions wire format, spoken by most providers.
+//!
+//! `POST {api_base}/chat/completions` with `Authorization: Bearer KEY`. A
+//! streamed reply is SSE: `data: {chunk}` events whose
+//! `choices[0].delta.content` carries text, ended by `data: [DONE]`.
+
+use serde::{Deserialize, Serialize};
+
+use super::StreamItem;
+use crate::config::{Secret, Settings};
+use crate::session::Message;
+use crate::sse::Event;
+
+pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
+    key.map(|k| ("authorization".to_owned(), format!("Bearer {}", k.expose())))
+        .into_iter()
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// OpenAI's own API wants this name; its newer models reject `max_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) -> Body<'a> {
+    let system = settings
+        .system_prompt
+        .as_deref()
+        .map(|content| WireMessage {
+            role: "system",
+            content,
+        });
+    let messages = system
+        .into_iter()
+        .chain(history.iter().map(|m| WireMessage {
+            role: m.role.name(),
+            content: &m.content,
+        }))
+        .collect();
+    let official = settings.provider.name == "openai";
+    let limit = Some(settings.max_tokens);
+    Body {
+        model: &settings.model,
+        messages,
+        stream,
+        max_tokens: if official { None } else { limit },
+        max_completion_tokens: if official { limit } else { None },
+        temperature: settings.temperature,
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(alias = "delta")]
+    message: Option<ReplyMessage>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReplyMessage {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+/// The text of a complete (non-streamed) reply.
+pub fn complete_text(body: &[u8]) -> Result<String, String> {
+    let completion: Completion =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let message = completion
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.message)
+        .ok_or("the reply has no choices")?;
+    message
+        .content
+        .or(message.refusal)
+        .ok_or_else(|| "the reply has no text content".to_owned())
+}
+
+/// Interprets one SSE event.
+pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
+    let data = event.data.trim();
+    if data == "[DONE]" {
+        return Ok(StreamItem::Finished);
+    }
+    #[derive(Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Vec<Choice>,
+        error: Option<serde_json::Value>,
+    }
+    let chunk: Chunk =
+        serde_json::from_str(data).map_err(|e| format!("invalid JSON in stream: {e}"))?;
+    if let Some(error) = chunk.error {
+        let message = super::error_message(format!("{{\"error\":{error}}}").as_bytes())
+            .unwrap_or_else(|| error.to_string());
+        return Ok(StreamItem::Failed(message));
+    }
+    let Some(choice) = chunk.choices.into_iter().next() else {
+        return Ok(StreamItem::Nothing); // e.g. the usage chunk
+    };
+    let text = choice.message.and_then(|m| m.content).unwrap_or_default();
+    Ok(match (text.is_empty(), choice.finish_reason.is_some()) {
+        (false, _) => StreamItem::Text(text),
+        (true, true) => StreamItem::Finished,
+        (true, false) => StreamItem::Nothing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::session::Role;
+
+    fn settings(model: &str, config: &str) -> Settings {
+        Config::parse(config)
+            .unwrap()
+            .settings(Some(model), |_| Some("sk-test".into()))
+            .unwrap()
+    }
+
+    fn event(data: &str) -> Event {
+        Event {
+            name: String::new(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn the_body_carries_system_prompt_history_and_limits() {
+        let s = settings(
+            "groq/llama-3.1-8b",
+            r#"{"agents":{"defaults":{"systemPrompt":"Be brief.","temperature":0.5,"maxTokens":64}}}"#,
+        );
+        let history = [
+            Message::new(Role::User, "hi"),
+            Message::new(Role::Assistant, "hello"),
+            Message::new(Role::User, "and now?"),
+        ];
+        let json = serde_json::to_value(body(&s, &history, true)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "model": "llama-3.1-8b",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "hello"},
+                    {"role": "user", "content": "and now?"}
+                ],
+                "stream": true,
+                "max_tokens": 64,
+                "temperature": 0.5
+            })
+        );
+        let s = settings("openai/gpt-5", "{}");
+        let json = serde_json::to_value(body(&s, &history, false)).unwrap();
+        assert_eq!(json["max_completion_tokens"], 4096);
+        assert!(json.get("max_tokens").is_none() && json.get("temperature").is_none());
+    }
+
+    #[test]
+    fn complete_replies_yield_their_text() {
+        let ok = br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}]}"#;
+        assert_eq!(complete_text(ok).unwrap(), "Hi!");
+        let refusal = br#"{"choices":[{"message":{"content":null,"refusal":"No."}}]}"#;
+        assert_eq!(complete_text(refusal).unwrap(), "No.");
+        assert!(complete_text(br#"{"choices":[]}"#).is_err());
+        assert!(complete_text(b"not json").is_err());
+    }
+
+    #[test]
+    fn stream_events_map_to_items() {
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+        let text = r#"{"choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
+        let stop = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        let usage = r#"{"choices":[],"usage":{"total_tokens":3}}"#;
+        let error = r#"{"error":{"message":"overloaded","type":"server_error"}}"#;
+        assert_eq!(stream_item(&event(role)).unwrap(), StreamItem::Nothing);
+        assert_eq!(
+            stream_item(&event(text)).unwrap(),
+            StreamItem::Text("Hel".into())
+        );
+        assert_eq!(stream_item(&event(stop)).unwrap(), StreamItem::Finished);
+        assert_eq!(stream_item(&event(usage)).unwrap(), StreamItem::Nothing);
+        assert_eq!(stream_item(&event("[DONE]")).unwrap(), StreamItem::Finished);
+        assert_eq!(
+            stream_item(&event(error)).unwrap(),
+            StreamItem::Failed("overloaded".into())
+        );
+        assert!(stream_item(&event("{oops")).is_err());
+    }
+}

@@ -1,0 +1,499 @@
+//! Conversations kept on disk, one JSONL file per session.
+//!
+//! `<home>/sessions/<key>.jsonl` (key percent-encoded) holds a metadata line,
+//! then one line per message: `{"role","content","timestamp"}`. Files are
+//! only ever appended to, a whole turn in one write, so a crash can at worst
+//! leave a torn last line. Loading keeps every whole line, reports the ones
+//! it skipped, and never rewrites the file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::home::Home;
+
+/// The longest encoded session key (file names stay well under 255 bytes).
+pub const MAX_KEY_BYTES: usize = 200;
+/// A line longer than this is skipped rather than parsed.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+/// The format version written in the metadata line.
+const FORMAT: u32 = 1;
+
+/// Who said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+    /// RFC 3339 UTC; empty when a file written by another tool had none.
+    #[serde(default)]
+    pub timestamp: String,
+}
+
+impl Message {
+    /// A message stamped with the current time.
+    pub fn new(role: Role, content: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: content.into(),
+            timestamp: crate::time::now(),
+        }
+    }
+}
+
+/// A session as loaded from disk.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub key: String,
+    pub messages: Vec<Message>,
+    /// Lines that were not whole messages, left in the file untouched.
+    pub skipped: Vec<Skipped>,
+    /// Whether the file exists yet.
+    pub exists: bool,
+}
+
+/// A line the loader could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line number.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// A line of the file: the metadata header or a message.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Metadata {
+        #[serde(rename = "_type")]
+        _kind: MetadataTag,
+    },
+    Message(Message),
+}
+
+#[derive(Deserialize)]
+enum MetadataTag {
+    #[serde(rename = "metadata")]
+    Metadata,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "_type")]
+    kind: &'static str,
+    key: &'a str,
+    created_at: String,
+    format: u32,
+}
+
+/// One line of `weft sessions list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub key: String,
+    pub messages: usize,
+    pub updated: String,
+}
+
+/// The sessions directory of one home.
+pub struct Sessions<'h> {
+    home: &'h Home,
+}
+
+impl<'h> Sessions<'h> {
+    pub fn new(home: &'h Home) -> Sessions<'h> {
+        Sessions { home }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, Error> {
+        self.home
+            .resolve(&format!("sessions/{}.jsonl", file_stem(key)?))
+    }
+
+    /// Loads a session; one that was never written is empty.
+    pub fn load(&self, key: &str) -> Result<Session, Error> {
+        let path = self.path(key)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Session {
+                    key: key.to_owned(),
+                    ..Session::default()
+                })
+            }
+            Err(e) => return Err(Error::io(path.display(), e)),
+        };
+        let (messages, skipped) = parse(&bytes);
+        Ok(Session {
+            key: key.to_owned(),
+            messages,
+            skipped,
+            exists: true,
+        })
+    }
+
+    /// Appends messages (a whole turn) in a single write, creating the file
+    /// with its metadata line if needed. Earlier lines are never touched.
+    pub fn append(&self, key: &str, messages: &[Message]) -> Result<(), Error> {
+        let path = self.path(key)?;
+        let shown = path.display();
+        let mut lines = Vec::new();
+        for message in messages {
+            serde_json::to_writer(&mut lines, message).expect("a message always serializes");
+            lines.push(b'\n');
+        }
+        let dir = self.home.sessions_dir()?;
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+
+        loop {
+            match OpenOptions::new().read(true).append(true).open(&path) {
+                Ok(mut file) => {
+                    let mut out = Vec::with_capacity(lines.len() + 1);
+                    if !ends_with_newline(&mut file).map_err(|e| Error::io(&shown, e))? {
+                        out.push(b'\n'); // keep a torn last line on a line of its own
+                    }
+                    out.extend_from_slice(&lines);
+                    return write_durably(&mut file, &out).map_err(|e| Error::io(&shown, e));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&shown, e)),
+            }
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    let meta = Metadata {
+                        kind: "metadata",
+                        key,
+                        created_at: crate::time::now(),
+                        format: FORMAT,
+                    };
+                    let mut out = serde_json::to_vec(&meta).expect("metadata serializes");
+                    out.push(b'\n');
+                    out.extend_from_slice(&lines);
+                    return write_durably(&mut file, &out).map_err(|e| Error::io(&shown, e));
+                }
+                // Another process created it between our two opens: append.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&shown, e)),
+            }
+        }
+    }
+
+    /// Every session, sorted by key.
+    pub fn list(&self) -> Result<Vec<Summary>, Error> {
+        let dir = self.home.sessions_dir()?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(dir.display(), e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
+            let name = entry.file_name();
+            let Some(key) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(decode_stem)
+            else {
+                continue;
+            };
+            let session = self.load(&key)?;
+            let updated = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(crate::time::rfc3339)
+                .unwrap_or_default();
+            found.push(Summary {
+                key,
+                messages: session.messages.len(),
+                updated,
+            });
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    /// Deletes a session file.
+    pub fn remove(&self, key: &str) -> Result<(), Error> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::NoSuchSession(key.to_owned()))
+            }
+            Err(e) => Err(Error::io(path.display(), e)),
+        }
+    }
+}
+
+/// Parses file contents into whole messages and the lines it had to skip.
+pub fn parse(bytes: &[u8]) -> (Vec<Message>, Vec<Skipped>) {
+    let mut messages = Vec::new();
+    let mut skipped = Vec::new();
+    let unterminated = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    let mut lines = bytes.split(|&b| b == b'\n').peekable();
+    let mut number = 0;
+    while let Some(raw) = lines.next() {
+        number += 1;
+        let is_last = lines.peek().is_none();
+        if is_last && raw.is_empty() {
+            break;
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let skip = |reason: &str| Skipped {
+            line: number,
+            reason: reason.to_owned(),
+        };
+        if raw.len() > MAX_LINE_BYTES {
+            skipped.push(skip("longer than the line limit"));
+            continue;
+        }
+        match serde_json::from_slice::<Line>(raw) {
+            Ok(Line::Message(m)) => messages.push(m),
+            Ok(Line::Metadata { .. }) => {}
+            Err(_) if is_last && unterminated => {
+                skipped.push(skip("truncated: the write of this line did not finish"))
+            }
+            Err(_) => skipped.push(skip(
+                match serde_json::from_slice::<serde_json::Value>(raw) {
+                    Ok(_) => "not a user or assistant message",
+                    Err(_) => "not valid JSON",
+                },
+            )),
+        }
+    }
+    (messages, skipped)
+}
+
+fn ends_with_newline(file: &mut File) -> io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+fn write_durably(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    match file.sync_data() {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        other => other,
+    }
+}
+
+/// The file name (without `.jsonl`) for a session key: ASCII letters,
+/// digits, `-`, `_` and inner `.` as they are, every other byte as `%XX`.
+pub fn file_stem(key: &str) -> Result<String, Error> {
+    let refuse = |reason| Error::SessionKey {
+        key: key.to_owned(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if key.contains(['/', '\\']) {
+        return Err(refuse("it contains a slash or backslash"));
+    }
+    if key.contains("..") {
+        return Err(refuse("it contains '..'"));
+    }
+    if key.contains('\0') {
+        return Err(refuse("it contains a NUL byte"));
+    }
+    let mut stem = String::with_capacity(key.len());
+    for (i, byte) in key.bytes().enumerate() {
+        let plain =
+            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_') || (byte == b'.' && i > 0);
+        if plain {
+            stem.push(byte as char);
+        } else {
+            stem.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if stem.len() > MAX_KEY_BYTES {
+        return Err(refuse("it is too long"));
+    }
+    Ok(stem)
+}
+
+/// The key a file stem encodes, if it is one clawft could have written.
+fn decode_stem(stem: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(stem.len());
+    let mut rest = stem.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    let key = String::from_utf8(bytes).ok()?;
+    (file_stem(&key).ok()? == stem).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::HomeSource;
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path(), HomeSource::ClawftHome);
+        (dir, home)
+    }
+
+    #[test]
+    fn keys_become_safe_file_names_and_back() {
+        for (key, stem) in [
+            ("work", "work"),
+            ("cli:default", "cli%3Adefault"),
+            ("a b.v2", "a%20b.v2"),
+            (".hidden", "%2Ehidden"),
+            ("日本", "%E6%97%A5%E6%9C%AC"),
+        ] {
+            assert_eq!(file_stem(key).unwrap(), stem);
+            assert_eq!(decode_stem(stem).unwrap(), key);
+        }
+        for bad in ["", "a/b", "a\\b", "..", "x..y", "nul\0"] {
+            let err = file_stem(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        assert!(file_stem(&"x".repeat(201)).is_err());
+        assert_eq!(decode_stem("%2"), None);
+        assert_eq!(decode_stem("a%2Fb"), None);
+    }
+
+    #[test]
+    fn turns_append_and_load_back() {
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        assert!(!store.load("work").unwrap().exists);
+
+        let turn1 = [
+            Message::new(Role::User, "hi"),
+            Message::new(Role::Assistant, "hello"),
+        ];
+        let turn2 = [Message::new(Role::User, "line\nbreak \"quoted\"")];
+        store.append("work", &turn1).unwrap();
+        store.append("work", &turn2).unwrap();
+
+        let session = store.load("work").unwrap();
+        assert!(session.exists);
+        assert!(session.skipped.is_empty());
+        assert_eq!(session.messages, [&turn1[..], &turn2[..]].concat());
+
+        let text = fs::read_to_string(dir.path().join("sessions/work.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["_type"], "metadata");
+        assert_eq!(first["key"], "work");
+        assert_eq!(text.lines().count(), 4);
+
+        let list = store.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].key.as_str(), list[0].messages), ("work", 3));
+
+        store.remove("work").unwrap();
+        assert!(matches!(store.remove("work"), Err(Error::NoSuchSession(_))));
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_reported_and_kept() {
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        store
+            .append(
+                "s",
+                &[
+                    Message::new(Role::User, "one"),
+                    Message::new(Role::Assistant, "two"),
+                ],
+            )
+            .unwrap();
+        let path = dir.path().join("sessions/s.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"role":"user","content":"thr"#).unwrap();
+
+        let session = store.load("s").unwrap();
+        assert_eq!(session.messages.len(), 2);
+        assert_eq!(session.skipped.len(), 1);
+        assert_eq!(session.skipped[0].line, 4);
+        assert!(session.skipped[0].reason.starts_with("truncated"));
+
+        // The next turn goes on a fresh line; the torn line stays as it was.
+        store
+            .append("s", &[Message::new(Role::User, "four")])
+            .unwrap();
+        let session = store.load("s").unwrap();
+        let contents: Vec<_> = session
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert_eq!(contents, ["one", "two", "four"]);
+        assert_eq!(session.skipped[0].reason, "not valid JSON");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\n{\"role\":\"user\",\"content\":\"thr\n"));
+    }
+
+    #[test]
+    fn foreign_and_garbled_lines_are_named() {
+        let input = b"{\"_type\":\"metadata\",\"created_at\":\"x\"}\n\
+            {\"role\":\"user\",\"content\":\"a\"}\n\
+            garbage\n\
+            {\"role\":\"tool\",\"content\":\"x\"}\n\
+            \n\
+            {\"role\":\"assistant\",\"content\":\"b\",\"timestamp\":\"t\"}\n";
+        let (messages, skipped) = parse(input);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].timestamp, "t");
+        assert_eq!(
+            skipped,
+            vec![
+                Skipped {
+                    line: 3,
+                    reason: "not valid JSON".into()
+                },
+                Skipped {
+                    line: 4,
+                    reason: "not a user or assistant message".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_that_would_escape_never_touch_the_disk() {
+        let (_dir, home) = home();
+        let store = Sessions::new(&home);
+        for bad in ["../x", "/etc/passwd", "a\\b"] {
+            assert!(store.append(bad, &[Message::new(Role::User, "x")]).is_err());
+            assert!(store.load(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Test support for clawft, shared by the integration tests and the
+//! `e2e-wasmtime` command (`nix run .#e2e-wasmtime`):
+//!
+//! - [`server`]: a provider stand-in on 127.0.0.1 speaking the OpenAI and
+//!   Anthropic protocols, with scenarios for errors, slowness and cut streams;
+//! - [`weft`]: runs the native binary, the wasip2 component or the wasip1
+//!   module (both in the wasmtime CLI) against a temporary home;
+//! - [`scenarios`]: the end-to-end checks, written once for every build.
+
+pub mod scenarios;
+pub mod server;
+pub mod weft;
+
+pub use server::Server;
+pub use weft::{Build, Output, Weft};

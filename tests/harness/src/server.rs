@@ -1,0 +1,397 @@
+//! A provider stand-in on 127.0.0.1 that speaks both chat protocols.
+//!
+//! The scenario is the first path segment, so one server serves every test:
+//! point a provider's `api_base` at [`Server::base`]`("ok")` and requests land
+//! on `/ok/v1/chat/completions` (OpenAI) or `/ok/v1/messages` (Anthropic).
+//!
+//! | scenario     | behaviour                                                   |
+//! |--------------|-------------------------------------------------------------|
+//! | `ok`         | replies `echo: <last user message> [history N]`             |
+//! | `status-NNN` | answers status NNN with the protocol's error JSON            |
+//! | `slow-MS`    | waits MS milliseconds before answering                      |
+//! | `stall-MS`   | streams the first piece, then goes quiet for MS milliseconds |
+//! | `cut`        | streams part of the reply, then drops the connection        |
+//! | `echo-key`   | answers 401 with a message that repeats the key it was sent  |
+//! | `plain-json` | answers with a complete JSON reply even when asked to stream |
+//!
+//! Replies stream as SSE over chunked encoding, a word per event, the way
+//! real providers do. Every request is recorded for the test to inspect. The
+//! server stops when dropped, and by itself after ten idle minutes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Idle time after which a forgotten server shuts itself down.
+const IDLE_LIMIT: Duration = Duration::from_secs(600);
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (Null if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// The running server; dropping it stops it.
+pub struct Server {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Binds a free port on 127.0.0.1 and starts serving.
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        thread::spawn(move || accept_loop(listener, log2, stop2));
+        Server { addr, log, stop }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An `api_base` for a scenario, e.g. `http://127.0.0.1:PORT/ok/v1`.
+    pub fn base(&self, scenario: &str) -> String {
+        format!("http://{}/{scenario}/v1", self.addr)
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Everything received since the last call; the server forgets it.
+    pub fn take_requests(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: TcpListener, log: Arc<Mutex<Vec<Recorded>>>, stop: Arc<AtomicBool>) {
+    let mut last_activity = Instant::now();
+    while !stop.load(Ordering::SeqCst) && last_activity.elapsed() < IDLE_LIMIT {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                last_activity = Instant::now();
+                let log = log.clone();
+                thread::spawn(move || {
+                    let _ = serve(stream, &log);
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Recorded>>) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let Some(request) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    log.lock().unwrap().push(request.clone());
+    respond(stream, &request)
+}
+
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Recorded>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+    } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                line.clear();
+                reader.read_line(&mut line)?;
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..])?;
+            line.clear();
+            reader.read_line(&mut line)?;
+        }
+    }
+    Ok(Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+fn respond(mut stream: TcpStream, request: &Recorded) -> std::io::Result<()> {
+    let scenario = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let wire = if request.path.ends_with("/messages") {
+        Wire::Anthropic
+    } else if request.path.ends_with("/chat/completions") {
+        Wire::OpenAi
+    } else {
+        return send_json(
+            &mut stream,
+            404,
+            &json!({"error": {"message": "no such endpoint"}}),
+        );
+    };
+    let body = request.json();
+    let wants_stream = body["stream"] == json!(true);
+    let reply = echo_reply(&body);
+
+    if let Some(code) = scenario.strip_prefix("status-") {
+        let code: u16 = code.parse().unwrap_or(500);
+        return send_json(
+            &mut stream,
+            code,
+            &error_body(wire, code, &format!("mock error {code}")),
+        );
+    }
+    if let Some(ms) = scenario.strip_prefix("slow-") {
+        thread::sleep(Duration::from_millis(ms.parse().unwrap_or(5000)));
+    }
+    match scenario {
+        "echo-key" => {
+            let sent = request
+                .header("authorization")
+                .map(|v| v.trim_start_matches("Bearer ").to_owned())
+                .or_else(|| request.header("x-api-key").map(str::to_owned))
+                .unwrap_or_default();
+            let message = format!("Incorrect API key provided: {sent}");
+            send_json(&mut stream, 401, &error_body(wire, 401, &message))
+        }
+        "plain-json" => send_json(&mut stream, 200, &complete_body(wire, &reply)),
+        _ if !wants_stream => send_json(&mut stream, 200, &complete_body(wire, &reply)),
+        _ => {
+            let stall = scenario
+                .strip_prefix("stall-")
+                .map(|ms| Duration::from_millis(ms.parse().unwrap_or(5000)));
+            send_stream(&mut stream, wire, &reply, stall, scenario == "cut")
+        }
+    }
+}
+
+/// The deterministic answer: the last user message (or its length, if
+/// long) and how many messages the request carried.
+fn echo_reply(body: &Value) -> String {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let said = if last.len() > 200 {
+        format!("{} bytes", last.len())
+    } else {
+        last.to_owned()
+    };
+    let history = messages.iter().filter(|m| m["role"] != "system").count();
+    format!("echo: {said} [history {history}]")
+}
+
+fn error_body(wire: Wire, code: u16, message: &str) -> Value {
+    match wire {
+        Wire::OpenAi => {
+            json!({"error": {"message": message, "type": "mock_error", "param": null, "code": code}})
+        }
+        Wire::Anthropic => {
+            json!({"type": "error", "error": {"type": "mock_error", "message": message}})
+        }
+    }
+}
+
+fn complete_body(wire: Wire, reply: &str) -> Value {
+    match wire {
+        Wire::OpenAi => json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "model": "mock",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        }),
+        Wire::Anthropic => json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": "mock",
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}
+        }),
+    }
+}
+
+fn send_json(stream: &mut TcpStream, status: u16, body: &Value) -> std::io::Result<()> {
+    let body = body.to_string();
+    write!(
+        stream,
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    )?;
+    stream.flush()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}
+
+/// The reply as SSE events, a word (with its leading space) per text event.
+fn events(wire: Wire, reply: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for (i, word) in reply.split(' ').enumerate() {
+        pieces.push(if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        });
+    }
+    let data = |v: Value| format!("data: {v}\n\n");
+    let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let mut out = Vec::new();
+    match wire {
+        Wire::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                data(
+                    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+                )
+            };
+            out.push(chunk(
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            ));
+            for p in pieces {
+                out.push(chunk(json!({"content": p}), Value::Null));
+            }
+            out.push(chunk(json!({}), json!("stop")));
+            out.push("data: [DONE]\n\n".to_owned());
+        }
+        Wire::Anthropic => {
+            out.push(named("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "content": [], "model": "mock"}})));
+            out.push(named("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+            out.push(named("ping", json!({"type": "ping"})));
+            for p in pieces {
+                out.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
+            }
+            out.push(named(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
+            out.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}})));
+            out.push(named("message_stop", json!({"type": "message_stop"})));
+        }
+    }
+    out
+}
+
+fn send_stream(
+    stream: &mut TcpStream,
+    wire: Wire,
+    reply: &str,
+    stall: Option<Duration>,
+    cut: bool,
+) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    let events = events(wire, reply);
+    let keep = if cut { events.len() / 2 } else { events.len() };
+    for (i, event) in events.iter().take(keep).enumerate() {
+        write!(stream, "{:x}\r\n{event}\r\n", event.len())?;
+        stream.flush()?;
+        if i == 1 {
+            if let Some(pause) = stall {
+                thread::sleep(pause);
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    if cut {
+        return stream.shutdown(std::net::Shutdown::Both);
+    }
+    write!(stream, "0\r\n\r\n")?;
+    stream.flush()
+}

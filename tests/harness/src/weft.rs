@@ -1,0 +1,309 @@
+//! Runs a real build of `weft` (native binary, wasip2 component or wasip1
+//! module in the wasmtime CLI) against a fresh home directory.
+//!
+//! Missing artifacts are a loud failure, never a skip: a test that cannot
+//! find the component or wasmtime panics with the command that builds it.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long one `weft` run may take before it is killed and reported.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Which build of weft to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Native,
+    /// The `wasm32-wasip2` component, run with `wasmtime run -S http`.
+    Wasip2,
+    /// The `wasm32-wasip1` module, run with plain `wasmtime run`.
+    Wasip1,
+}
+
+impl Build {
+    /// Whether `platform`, as `weft status` reports it, fits this build
+    /// (natively: this machine's architecture, on Linux).
+    pub fn matches_platform(self, platform: &str) -> bool {
+        match self {
+            Build::Native => {
+                platform.starts_with(std::env::consts::ARCH) && platform.contains("linux")
+            }
+            Build::Wasip2 => platform == "wasm32-wasip2",
+            Build::Wasip1 => platform == "wasm32-wasip1",
+        }
+    }
+
+    pub fn has_http(self) -> bool {
+        self != Build::Wasip1
+    }
+}
+
+/// One build of weft plus a temporary home directory for it.
+pub struct Weft {
+    pub build: Build,
+    program: PathBuf,
+    wasmtime: Option<PathBuf>,
+    home: TempDir,
+}
+
+impl Weft {
+    /// The native binary at `path` (in a clawft test: `env!("CARGO_BIN_EXE_weft")`).
+    pub fn native(path: impl Into<PathBuf>) -> Weft {
+        Weft::new(Build::Native, path.into(), None)
+    }
+
+    /// The wasip2 component: `$CLAWFT_WASIP2`, else the workspace's release build.
+    pub fn wasip2() -> Weft {
+        let wasm = artifact("CLAWFT_WASIP2", "wasm32-wasip2");
+        Weft::new(Build::Wasip2, wasm, Some(wasmtime()))
+    }
+
+    /// The wasip1 module: `$CLAWFT_WASIP1`, else the workspace's release build.
+    pub fn wasip1() -> Weft {
+        let wasm = artifact("CLAWFT_WASIP1", "wasm32-wasip1");
+        Weft::new(Build::Wasip1, wasm, Some(wasmtime()))
+    }
+
+    /// A build chosen at run time, with the component path given explicitly.
+    pub fn wasip2_at(wasm: PathBuf, wasmtime: PathBuf) -> Weft {
+        Weft::new(Build::Wasip2, wasm, Some(wasmtime))
+    }
+
+    fn new(build: Build, program: PathBuf, wasmtime: Option<PathBuf>) -> Weft {
+        assert!(
+            program.is_file(),
+            "{} is missing; build it first (see README.md, `scripts/test`)",
+            program.display()
+        );
+        let home = tempfile::Builder::new()
+            .prefix("clawft-home-")
+            .tempdir()
+            .expect("temp home");
+        Weft {
+            build,
+            program,
+            wasmtime,
+            home,
+        }
+    }
+
+    /// The home directory on the host (the guest sees it as `/config`).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Writes `config.json` into home.
+    pub fn write_config(&self, config: &Value) {
+        let text = serde_json::to_string_pretty(config).expect("config serializes");
+        std::fs::write(self.home().join("config.json"), text).expect("write config");
+    }
+
+    /// Where the session with a plain key (letters, digits, `-`, `_`) lives.
+    pub fn session_file(&self, key: &str) -> PathBuf {
+        self.home().join("sessions").join(format!("{key}.jsonl"))
+    }
+
+    /// The session file's lines, or none if it does not exist.
+    pub fn session_lines(&self, key: &str) -> Vec<Value> {
+        match std::fs::read_to_string(self.session_file(key)) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Starts building an invocation of `weft ARGS`.
+    pub fn cmd<'a>(&'a self, args: &[&str]) -> Invocation<'a> {
+        Invocation {
+            weft: self,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// Shorthand for `cmd(args).run()`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).run()
+    }
+}
+
+/// One run of weft being prepared.
+pub struct Invocation<'a> {
+    weft: &'a Weft,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    /// Sets an environment variable for weft (passed with `--env` under wasmtime).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    pub fn run(self) -> Output {
+        let weft = self.weft;
+        let home = weft.home().display().to_string();
+        let mut command = match weft.build {
+            Build::Native => {
+                let mut c = Command::new(&weft.program);
+                // A clean environment: only what the test gives, plus home.
+                c.env_clear().env("CLAWFT_HOME", &home);
+                for (k, v) in &self.env {
+                    c.env(k, v);
+                }
+                c.args(&self.args);
+                c
+            }
+            Build::Wasip2 | Build::Wasip1 => {
+                let mut c =
+                    Command::new(weft.wasmtime.as_ref().expect("wasm builds have wasmtime"));
+                c.arg("run");
+                if weft.build == Build::Wasip2 {
+                    c.args(["-S", "http"]);
+                }
+                c.arg("--dir").arg(format!("{home}::/config"));
+                for (k, v) in &self.env {
+                    c.arg("--env").arg(format!("{k}={v}"));
+                }
+                c.arg(&weft.program).args(&self.args);
+                c
+            }
+        };
+        command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let shown = format!("{command:?}");
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+        if let Some(input) = self.stdin {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+        }
+        let mut out_pipe = child.stdout.take().expect("piped stdout");
+        let mut err_pipe = child.stderr.take().expect("piped stderr");
+        let out = thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out_pipe.read_to_end(&mut s);
+            s
+        });
+        let err = thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err_pipe.read_to_end(&mut s);
+            s
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for weft") {
+                break status;
+            }
+            if started.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                panic!("{shown} ran longer than {RUN_LIMIT:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            command: shown,
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub command: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\n  exit {} after {:?}\n  stdout: {:?}\n  stderr: {:?}",
+            self.command, self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The workspace's `target` directory.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    }
+}
+
+fn artifact(var: &str, target: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
+    }
+    let path = target_dir().join(target).join("release/weft.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release --target {target}` \
+         (or set {var} to a built weft.wasm)",
+        path.display()
+    );
+    path
+}
+
+/// The wasmtime CLI: `$WASMTIME`, else `wasmtime` on PATH, else `~/.cargo/bin`.
+pub fn wasmtime() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMTIME") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("wasmtime"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let candidates = on_path
+        .into_iter()
+        .chain(cargo_home.map(|c| c.join("bin/wasmtime")));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "wasmtime not found: install it with `cargo install wasmtime-cli --locked --version 48.0.8` \
+         or set WASMTIME to its path"
+    );
+}

@@ -1,0 +1,85 @@
+//! The native `weft` binary end to end, against a real HTTP server on
+//! 127.0.0.1. The scenarios are shared with the wasm tests (`tests/wasm.rs`).
+
+use clawft_harness::scenarios::{self as s, Outcome};
+use clawft_harness::{Server, Weft};
+
+fn weft() -> Weft {
+    Weft::native(env!("CARGO_BIN_EXE_weft"))
+}
+
+fn check<T>(outcome: Outcome<T>) {
+    if let Err(why) = outcome {
+        panic!("{why}");
+    }
+}
+
+#[test]
+fn openai_conversation_streaming() {
+    check(s::conversation(&weft(), &Server::start(), true));
+}
+
+#[test]
+fn openai_conversation_complete() {
+    check(s::conversation(&weft(), &Server::start(), false));
+}
+
+#[test]
+fn anthropic_streaming() {
+    check(s::anthropic_turn(&weft(), &Server::start(), true));
+}
+
+#[test]
+fn anthropic_complete() {
+    check(s::anthropic_turn(&weft(), &Server::start(), false));
+}
+
+#[test]
+fn request_body_over_64_kib() {
+    check(s::large_request(&weft(), &Server::start()));
+}
+
+#[test]
+fn error_statuses() {
+    check(s::error_statuses(&weft(), &Server::start()));
+}
+
+#[test]
+fn unreachable_server() {
+    check(s::unreachable_server(&weft()));
+}
+
+#[test]
+fn timeouts() {
+    check(s::timeouts(&weft(), &Server::start()));
+}
+
+#[test]
+fn interrupted_stream() {
+    check(s::interrupted_stream(&weft(), &Server::start()));
+}
+
+#[test]
+fn plain_json_when_streaming() {
+    check(s::plain_json_when_streaming(&weft(), &Server::start()));
+}
+
+#[test]
+fn key_stays_hidden() {
+    check(s::key_stays_hidden(&weft(), &Server::start()));
+}
+
+#[test]
+fn status_report() {
+    check(s::status_report(&weft()));
+}
+
+#[test]
+fn session_commands() {
+    check(s::session_commands(&weft(), &Server::start()));
+}
+
+#[test]
+fn usage_errors() {
+    check(s::usage_errors(&weft()));
+}

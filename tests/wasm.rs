@@ -1,0 +1,111 @@
+//! The wasm builds end to end in the real wasmtime CLI, against a real HTTP
+//! server on 127.0.0.1: the wasip2 component (HTTP through `wasi:http`) and
+//! the wasip1 module (files only). Same scenarios as `tests/native.rs`.
+//!
+//! These tests need `target/wasm32-wasip{1,2}/release/weft.wasm` and
+//! wasmtime; when either is missing they fail and say how to get it
+//! (`scripts/test` builds everything first).
+
+use clawft_harness::scenarios::{self as s, Outcome};
+use clawft_harness::{Server, Weft};
+
+fn check<T>(outcome: Outcome<T>) {
+    if let Err(why) = outcome {
+        panic!("{why}");
+    }
+}
+
+#[test]
+fn wasip2_openai_conversation_streaming() {
+    check(s::conversation(&Weft::wasip2(), &Server::start(), true));
+}
+
+#[test]
+fn wasip2_openai_conversation_complete() {
+    check(s::conversation(&Weft::wasip2(), &Server::start(), false));
+}
+
+#[test]
+fn wasip2_anthropic_streaming() {
+    check(s::anthropic_turn(&Weft::wasip2(), &Server::start(), true));
+}
+
+#[test]
+fn wasip2_anthropic_complete() {
+    check(s::anthropic_turn(&Weft::wasip2(), &Server::start(), false));
+}
+
+#[test]
+fn wasip2_request_body_over_64_kib() {
+    check(s::large_request(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_error_statuses() {
+    check(s::error_statuses(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_unreachable_server() {
+    check(s::unreachable_server(&Weft::wasip2()));
+}
+
+#[test]
+fn wasip2_timeouts() {
+    check(s::timeouts(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_interrupted_stream() {
+    check(s::interrupted_stream(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_key_stays_hidden() {
+    check(s::key_stays_hidden(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_status_report() {
+    check(s::status_report(&Weft::wasip2()));
+}
+
+#[test]
+fn wasip2_session_commands() {
+    check(s::session_commands(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_usage_errors() {
+    check(s::usage_errors(&Weft::wasip2()));
+}
+
+#[test]
+fn wasip1_files_work_and_http_is_unavailable() {
+    check(s::without_http(&Weft::wasip1(), &Server::start()));
+}
+
+#[test]
+fn wasip1_status_report() {
+    check(s::status_report(&Weft::wasip1()));
+}
+
+#[test]
+fn wasip1_session_commands_and_usage_errors() {
+    let weft = Weft::wasip1();
+    check(s::usage_errors(&weft));
+    // Sessions are plain files: seed one and read it back through the module.
+    let dir = weft.home().join("sessions");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("seeded.jsonl"),
+        "{\"_type\":\"metadata\"}\n{\"role\":\"user\",\"content\":\"hi\",\"timestamp\":\"2026-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    let list = weft.run(&["sessions", "list"]);
+    assert!(list.code == 0 && list.stdout.contains("seeded"), "{list}");
+    let show = weft.run(&["sessions", "show", "seeded"]);
+    assert!(show.code == 0 && show.stdout.contains("hi"), "{show}");
+    let rm = weft.run(&["sessions", "rm", "seeded"]);
+    assert!(rm.code == 0 && !dir.join("seeded.jsonl").exists(), "{rm}");
+}
