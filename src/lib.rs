@@ -2,8 +2,15 @@
 //!
 //! One core serves every build: the `wasm32-wasip2` component (HTTP through
 //! `wasi:http`), the `wasm32-wasip1` module (files only), and static native
-//! binaries. Target-specific code lives in exactly two places: [`http`]
-//! (which backend sends requests) and `alloc` (the wasm allocator).
+//! binaries. Target-specific code lives in one place, [`http`], which picks
+//! the backend that sends requests.
+//!
+//! The allocator on wasm32 is dlmalloc: the one inside wasi-libc, which Rust's
+//! std uses by default. The `dlmalloc` crate as `#[global_allocator]` was
+//! measured and dropped. On wasip2 it corrupts the heap, because wasi-libc's
+//! `cabi_realloc` hands us host-returned buffers from libc `malloc` that Rust
+//! would then free into a second heap; and it added 7.6 KB (wasip2) and
+//! 6.9 KB (wasip1) since libc's malloc stays linked anyway.
 //!
 //! The flow of one turn, for an embedder:
 //!
@@ -19,7 +26,6 @@
 //! ```
 
 pub mod agent;
-mod alloc;
 pub mod cli;
 pub mod config;
 pub mod error;
