@@ -1,7 +1,9 @@
 //! The `weft` command line: parsing, the commands, and exit codes.
 //!
 //! Exit 0 on success, 2 for usage or configuration errors, 1 for failures at
-//! run time. Errors go to stderr as one line; replies go to stdout.
+//! run time. Errors go to stderr as one line; replies go to stdout. Under
+//! WASI 0.2 the host only learns success or failure (its stable
+//! `wasi:cli/exit` has no code), so the component's usage errors exit 1.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -47,7 +49,9 @@ Options for agent:
 
 Home: $CLAWFT_HOME, else $HOME/.clawft (native) or /config (WebAssembly).
 Config: <home>/config.json. Sessions: <home>/sessions/<key>.jsonl.
-Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error.
+Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error
+(the wasm32-wasip2 component exits 1 for both: WASI 0.2 reports only
+success or failure).
 ";
 
 /// A parsed command line.

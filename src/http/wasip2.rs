@@ -79,14 +79,12 @@ pub fn post(request: &Request) -> Result<Response, HttpError> {
         .map_err(|()| HttpError::Transport("request body already taken".into()))?;
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|c| timeout.map(c))?;
 
-    // If the server answers before reading everything (a 401, say), the write
-    // fails but the response is still the thing to report.
+    // A failed write is only a symptom: if the connection was refused, the
+    // response future says so; if the server answered early (a 401 before
+    // reading the body, say), the response is the thing to report.
     let write_result = write_body(&body, &request.body, timeout);
     let finish_result = OutgoingBody::finish(body, None).map_err(|c| timeout.map(c));
-    let incoming = match wait_for(&future, timeout) {
-        Ok(incoming) => incoming,
-        Err(err) => return Err(write_result.err().unwrap_or(err)),
-    };
+    let incoming = wait_for(&future, timeout)?;
     if incoming.status() < 400 {
         write_result?;
         finish_result?;
@@ -190,9 +188,26 @@ impl Timeout {
             StreamError::LastOperationFailed(io) => {
                 match wasip2::http::types::http_error_code(&io) {
                     Some(code) => self.map(code),
-                    None => HttpError::Transport(io.to_debug_string()),
+                    None => self.classify_debug_text(&io.to_debug_string()),
                 }
             }
+        }
+    }
+
+    /// A stream error without a WASI error code has only a debug string
+    /// (wasmtime reports a between-bytes timeout this way, followed by a
+    /// host backtrace). Its first line is classified and kept; the rest is
+    /// host detail that means nothing to a user.
+    fn classify_debug_text(self, text: &str) -> HttpError {
+        let first = text.lines().next().unwrap_or_default().trim();
+        let lower = first.to_ascii_lowercase();
+        if lower.contains("timeout") || lower.contains("timed out") {
+            HttpError::Timeout(format!(
+                "waiting for more of the reply (limit {} s between bytes)",
+                self.0.as_secs_f32()
+            ))
+        } else {
+            HttpError::Transport(first.to_owned())
         }
     }
 }

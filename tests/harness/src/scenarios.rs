@@ -398,10 +398,7 @@ pub fn status_report(weft: &Weft) -> Outcome {
     let status: Value = serde_json::from_str(&out.stdout)
         .map_err(|e| format!("status is not JSON ({e}):\n{out}"))?;
     let platform = status["platform"].as_str().unwrap_or_default();
-    ensure!(
-        weft.build.matches_platform(platform),
-        "platform {platform:?}"
-    );
+    ensure!(weft.matches_platform(platform), "platform {platform:?}");
     ensure!(
         status["http"] == json!(weft.build.has_http()),
         "http {}",
@@ -447,21 +444,29 @@ pub fn session_commands(weft: &Weft, server: &Server) -> Outcome {
     let again = weft.run(&["sessions", "rm", "notes"]);
     expect_failure(&again, 1, &["no session"])?;
     let bad = weft.run(&["sessions", "show", "../../etc/passwd"]);
-    expect_failure(&bad, 2, &["invalid session key"])?;
+    expect_failure(&bad, weft.build.usage_exit_code(), &["invalid session key"])?;
     Ok(())
 }
 
 /// Usage and configuration mistakes exit with 2 and say what to do.
 pub fn usage_errors(weft: &Weft) -> Outcome {
     let out = weft.run(&["frobnicate"]);
-    expect_failure(&out, 2, &["unknown command"])?;
+    expect_failure(&out, weft.build.usage_exit_code(), &["unknown command"])?;
     weft.write_config(&json!({"agents": {"defaults": {"model": "openai/gpt-4o-mini"}}}));
     let out = weft.run(&["agent", "-m", "hi"]);
-    expect_failure(&out, 2, &["no API key", "OPENAI_API_KEY"])?;
+    expect_failure(
+        &out,
+        weft.build.usage_exit_code(),
+        &["no API key", "OPENAI_API_KEY"],
+    )?;
     std::fs::write(weft.home().join("config.json"), "{\n  \"agents\": [,\n}")
         .map_err(|e| e.to_string())?;
     let out = weft.run(&["config", "check"]);
-    expect_failure(&out, 2, &["config", "line 2, column"])?;
+    expect_failure(
+        &out,
+        weft.build.usage_exit_code(),
+        &["config", "line 2, column"],
+    )?;
     Ok(())
 }
 

@@ -43,13 +43,28 @@ impl Build {
     pub fn has_http(self) -> bool {
         self != Build::Wasip1
     }
+
+    /// The exit code of a usage or configuration error. WASI 0.2's stable
+    /// `wasi:cli/exit` can only say success or failure (`exit-with-code` is
+    /// unstable and would stop plain `wasmtime run -S http` from starting the
+    /// component), so the component exits 1 where the others exit 2.
+    pub fn usage_exit_code(self) -> i32 {
+        match self {
+            Build::Wasip2 => 1,
+            Build::Native | Build::Wasip1 => 2,
+        }
+    }
 }
 
 /// One build of weft plus a temporary home directory for it.
 pub struct Weft {
     pub build: Build,
     program: PathBuf,
-    wasmtime: Option<PathBuf>,
+    /// wasmtime for the wasm builds; an emulator (qemu) for a native binary
+    /// of another architecture.
+    runner: Option<PathBuf>,
+    /// The exact platform `weft status` must report, when known.
+    platform: Option<String>,
     home: TempDir,
 }
 
@@ -57,6 +72,40 @@ impl Weft {
     /// The native binary at `path` (in a clawft test: `env!("CARGO_BIN_EXE_weft")`).
     pub fn native(path: impl Into<PathBuf>) -> Weft {
         Weft::new(Build::Native, path.into(), None)
+    }
+
+    /// The static musl binary for `arch` (`x86_64` or `aarch64`):
+    /// `$CLAWFT_WEFT_<ARCH>`, else the workspace's release build. A binary
+    /// for another architecture than this machine's runs under qemu
+    /// (`$CLAWFT_QEMU_<ARCH>`, else `qemu-<arch>-static` or `qemu-<arch>`).
+    pub fn static_musl(arch: &str) -> Weft {
+        let upper = arch.to_ascii_uppercase();
+        let program = match std::env::var_os(format!("CLAWFT_WEFT_{upper}")) {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let target = format!("{arch}-unknown-linux-musl");
+                let path = target_dir().join(&target).join("release/weft");
+                assert!(
+                    path.is_file(),
+                    "{} is missing: build it with `cargo build --release --target {target}` \
+                     (scripts/test does)",
+                    path.display()
+                );
+                path
+            }
+        };
+        let runner = (arch != std::env::consts::ARCH).then(|| {
+            std::env::var_os(format!("CLAWFT_QEMU_{upper}"))
+                .map(PathBuf::from)
+                .or_else(|| find_program(&format!("qemu-{arch}-static")))
+                .or_else(|| find_program(&format!("qemu-{arch}")))
+                .unwrap_or_else(|| {
+                    panic!("no qemu-{arch}-static to run {arch} binaries: apt-get install qemu-user-static")
+                })
+        });
+        let mut weft = Weft::new(Build::Native, program, runner);
+        weft.platform = Some(format!("{arch}-unknown-linux-musl"));
+        weft
     }
 
     /// The wasip2 component: `$CLAWFT_WASIP2`, else the workspace's release build.
@@ -76,7 +125,7 @@ impl Weft {
         Weft::new(Build::Wasip2, wasm, Some(wasmtime))
     }
 
-    fn new(build: Build, program: PathBuf, wasmtime: Option<PathBuf>) -> Weft {
+    fn new(build: Build, program: PathBuf, runner: Option<PathBuf>) -> Weft {
         assert!(
             program.is_file(),
             "{} is missing; build it first (see README.md, `scripts/test`)",
@@ -89,8 +138,17 @@ impl Weft {
         Weft {
             build,
             program,
-            wasmtime,
+            runner,
+            platform: None,
             home,
+        }
+    }
+
+    /// Whether `weft status` reporting `platform` is right for this build.
+    pub fn matches_platform(&self, platform: &str) -> bool {
+        match &self.platform {
+            Some(expected) => expected == platform,
+            None => self.build.matches_platform(platform),
         }
     }
 
@@ -162,7 +220,14 @@ impl Invocation<'_> {
         let home = weft.home().display().to_string();
         let mut command = match weft.build {
             Build::Native => {
-                let mut c = Command::new(&weft.program);
+                let mut c = match &weft.runner {
+                    Some(emulator) => {
+                        let mut c = Command::new(emulator);
+                        c.arg(&weft.program);
+                        c
+                    }
+                    None => Command::new(&weft.program),
+                };
                 // A clean environment: only what the test gives, plus home.
                 c.env_clear().env("CLAWFT_HOME", &home);
                 for (k, v) in &self.env {
@@ -172,8 +237,7 @@ impl Invocation<'_> {
                 c
             }
             Build::Wasip2 | Build::Wasip1 => {
-                let mut c =
-                    Command::new(weft.wasmtime.as_ref().expect("wasm builds have wasmtime"));
+                let mut c = Command::new(weft.runner.as_ref().expect("wasm builds have wasmtime"));
                 c.arg("run");
                 if weft.build == Build::Wasip2 {
                     c.args(["-S", "http"]);
@@ -284,26 +348,24 @@ pub fn wasmtime() -> PathBuf {
     if let Some(path) = std::env::var_os("WASMTIME") {
         return PathBuf::from(path);
     }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("wasmtime"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let cargo_home = std::env::var_os("CARGO_HOME")
+    let cargo_bin = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    let candidates = on_path
-        .into_iter()
-        .chain(cargo_home.map(|c| c.join("bin/wasmtime")));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "wasmtime not found: install it with `cargo install wasmtime-cli --locked --version 48.0.8` \
-         or set WASMTIME to its path"
-    );
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map(|c| c.join("bin/wasmtime"));
+    find_program("wasmtime")
+        .or(cargo_bin.filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "wasmtime not found: install it with \
+                 `cargo install wasmtime-cli --locked --version 48.0.8` or set WASMTIME to its path"
+            )
+        })
+}
+
+/// A program on PATH.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
