@@ -258,7 +258,7 @@ impl Invocation<'_> {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let shown = format!("{command:?}");
+        let shown = shell_line(&command, self.stdin.as_deref());
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -318,6 +318,48 @@ impl fmt::Display for Output {
             "{}\n  exit {} after {:?}\n  stdout: {:?}\n  stderr: {:?}",
             self.command, self.code, self.elapsed, self.stdout, self.stderr
         )
+    }
+}
+
+/// A command as a person would type it: program names without their
+/// directories, quotes only where needed, piped input shown with `echo`.
+fn shell_line(command: &Command, stdin: Option<&[u8]>) -> String {
+    let quote = |arg: &str| {
+        if !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
+        {
+            arg.to_owned()
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    };
+    let name = |path: &std::ffi::OsStr| {
+        let path = Path::new(path);
+        let name = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        quote(&name)
+    };
+    let mut words = vec![name(command.get_program())];
+    for arg in command.get_args() {
+        let text = arg.to_string_lossy();
+        if text.ends_with(".wasm") {
+            words.push(name(arg));
+        } else {
+            words.push(quote(&text));
+        }
+    }
+    let line = words.join(" ");
+    match stdin {
+        Some(input) if input.len() <= 80 => {
+            let text = String::from_utf8_lossy(input);
+            format!("echo {} | {line}", quote(text.trim_end()))
+        }
+        Some(input) => format!("<{} bytes on stdin> | {line}", input.len()),
+        None => line,
     }
 }
 
