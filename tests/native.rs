@@ -83,3 +83,17 @@ fn session_commands() {
 fn usage_errors() {
     check(s::usage_errors(&weft()));
 }
+
+#[test]
+fn tls_needs_a_trusted_ca_and_honours_ssl_cert_file() {
+    check(s::tls_trust(&weft(), &Server::start_tls()));
+}
+
+#[test]
+fn https_proxy_is_honoured() {
+    check(s::https_proxy(
+        &weft(),
+        &Server::start_tls(),
+        &clawft_harness::Proxy::start(),
+    ));
+}

@@ -109,3 +109,8 @@ fn wasip1_session_commands_and_usage_errors() {
     let rm = weft.run(&["sessions", "rm", "seeded"]);
     assert!(rm.code == 0 && !dir.join("seeded.jsonl").exists(), "{rm}");
 }
+
+#[test]
+fn wasip2_untrusted_tls_is_a_tls_error() {
+    check(s::tls_trust(&Weft::wasip2(), &Server::start_tls()));
+}

@@ -130,6 +130,14 @@ fn map_io_error(err: io::Error, timeout: Duration) -> HttpError {
         let ureq_err = inner.downcast::<ureq::Error>().expect("checked above");
         return map_error(*ureq_err, timeout);
     }
+    // rustls reports a failed handshake (say, an unknown issuer) as an
+    // io::Error that carries its own error.
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return HttpError::Tls(tls.to_string());
+    }
     match err.kind() {
         io::ErrorKind::ConnectionRefused => {
             HttpError::Unavailable("connection refused by the server".into())

@@ -5,11 +5,14 @@
 //!   Anthropic protocols, with scenarios for errors, slowness and cut streams;
 //! - [`weft`]: runs the native binary, the wasip2 component or the wasip1
 //!   module (both in the wasmtime CLI) against a temporary home;
+//! - [`proxy`]: a `CONNECT` proxy, to prove `HTTPS_PROXY` is honoured;
 //! - [`scenarios`]: the end-to-end checks, written once for every build.
 
+pub mod proxy;
 pub mod scenarios;
 pub mod server;
 pub mod weft;
 
+pub use proxy::Proxy;
 pub use server::Server;
 pub use weft::{Build, Output, Weft};

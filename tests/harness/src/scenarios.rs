@@ -8,7 +8,8 @@ use std::net::TcpListener;
 
 use serde_json::{json, Value};
 
-use crate::server::{Recorded, Server};
+use crate::proxy::Proxy;
+use crate::server::{Recorded, Server, TEST_CA_PEM};
 use crate::weft::{Build, Output, Weft};
 
 /// A key distinctive enough that finding it anywhere is a leak.
@@ -491,5 +492,58 @@ pub fn without_http(weft: &Weft, server: &Server) -> Outcome {
     );
     let list = weft.run(&["sessions", "list"]);
     ensure!(list.code == 0, "sessions list:\n{list}");
+    Ok(())
+}
+
+/// HTTPS to a server whose CA is unknown fails with a TLS error (under WASI
+/// the host decides); natively, `SSL_CERT_FILE` naming that CA makes it work.
+pub fn tls_trust(weft: &Weft, tls_server: &Server) -> Outcome {
+    weft.write_config(&openai_config(&tls_server.base("ok")));
+    let out = agent(weft, &["-m", "hi", "-s", "tls"]);
+    expect_failure(&out, 1, &["TLS error"])?;
+    ensure!(
+        !weft.session_file("tls").exists(),
+        "a failed turn was saved"
+    );
+    if weft.build != Build::Native {
+        return Ok(());
+    }
+    let ca = weft.home().join("test-ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).map_err(|e| e.to_string())?;
+    let out = weft
+        .cmd(&["agent", "-m", "over tls", "-s", "tls"])
+        .env("MOCK_API_KEY", TEST_KEY)
+        .env("SSL_CERT_FILE", &ca.display().to_string())
+        .run();
+    ensure!(out.code == 0, "turn with SSL_CERT_FILE failed:\n{out}");
+    ensure!(
+        out.stdout == "echo: over tls [history 1]\n",
+        "reply:\n{out}"
+    );
+    Ok(())
+}
+
+/// `HTTPS_PROXY` sends the request through a `CONNECT` tunnel.
+pub fn https_proxy(weft: &Weft, tls_server: &Server, proxy: &Proxy) -> Outcome {
+    weft.write_config(&openai_config(&tls_server.base("ok")));
+    let ca = weft.home().join("test-ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).map_err(|e| e.to_string())?;
+    let out = weft
+        .cmd(&["agent", "-m", "via proxy", "-s", "proxy"])
+        .env("MOCK_API_KEY", TEST_KEY)
+        .env("SSL_CERT_FILE", &ca.display().to_string())
+        .env("HTTPS_PROXY", &proxy.url())
+        .run();
+    ensure!(out.code == 0, "turn through the proxy failed:\n{out}");
+    ensure!(
+        out.stdout == "echo: via proxy [history 1]\n",
+        "reply:\n{out}"
+    );
+    let target = tls_server.addr().to_string();
+    ensure!(
+        proxy.tunnels() == [target.clone()],
+        "the proxy tunnelled {:?}, expected [{target}]",
+        proxy.tunnels()
+    );
     Ok(())
 }

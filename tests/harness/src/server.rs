@@ -17,8 +17,11 @@
 //! Replies stream as SSE over chunked encoding, a word per event, the way
 //! real providers do. Every request is recorded for the test to inspect. The
 //! server stops when dropped, and by itself after ten idle minutes.
+//!
+//! [`Server::start_tls`] serves HTTPS with the test certificate in `certs/`
+//! (signed by `certs/ca.pem`, a CA nothing else trusts).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,16 +57,44 @@ impl Recorded {
     }
 }
 
+/// The test CA, PEM: trust it (`SSL_CERT_FILE`) to talk to [`Server::start_tls`].
+pub const TEST_CA_PEM: &str = include_str!("../certs/ca.pem");
+const SERVER_CERT_PEM: &str = include_str!("../certs/server.pem");
+const SERVER_KEY_PEM: &str = include_str!("../certs/server.key");
+
 /// The running server; dropping it stops it.
 pub struct Server {
     addr: SocketAddr,
+    tls: bool,
     log: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Server {
-    /// Binds a free port on 127.0.0.1 and starts serving.
+    /// Binds a free port on 127.0.0.1 and serves plain HTTP.
     pub fn start() -> Server {
+        Server::spawn(None)
+    }
+
+    /// Binds a free port on 127.0.0.1 and serves HTTPS with the test certificate.
+    pub fn start_tls() -> Server {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(SERVER_CERT_PEM.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("test certificate");
+        let key = PrivateKeyDer::from_pem_slice(SERVER_KEY_PEM.as_bytes()).expect("test key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("TLS server config");
+        Server::spawn(Some(Arc::new(config)))
+    }
+
+    fn spawn(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener
             .set_nonblocking(true)
@@ -71,9 +102,14 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (log2, stop2) = (log.clone(), stop.clone());
-        thread::spawn(move || accept_loop(listener, log2, stop2));
-        Server { addr, log, stop }
+        let server = Server {
+            addr,
+            tls: tls.is_some(),
+            log: log.clone(),
+            stop: stop.clone(),
+        };
+        thread::spawn(move || accept_loop(listener, tls, log, stop));
+        server
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -82,7 +118,8 @@ impl Server {
 
     /// An `api_base` for a scenario, e.g. `http://127.0.0.1:PORT/ok/v1`.
     pub fn base(&self, scenario: &str) -> String {
-        format!("http://{}/{scenario}/v1", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/{scenario}/v1", self.addr)
     }
 
     /// Everything received so far.
@@ -102,18 +139,24 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: TcpListener, log: Arc<Mutex<Vec<Recorded>>>, stop: Arc<AtomicBool>) {
+fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut last_activity = Instant::now();
     while !stop.load(Ordering::SeqCst) && last_activity.elapsed() < IDLE_LIMIT {
         match listener.accept() {
             Ok((stream, _)) => {
                 last_activity = Instant::now();
                 let log = log.clone();
+                let tls = tls.clone();
                 thread::spawn(move || {
-                    let _ = serve(stream, &log);
+                    let _ = serve(stream, tls, &log);
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(2));
             }
             Err(_) => thread::sleep(Duration::from_millis(20)),
@@ -121,18 +164,53 @@ fn accept_loop(listener: TcpListener, log: Arc<Mutex<Vec<Recorded>>>, stop: Arc<
     }
 }
 
-fn serve(stream: TcpStream, log: &Mutex<Vec<Recorded>>) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let Some(request) = read_request(&mut reader)? else {
-        return Ok(());
-    };
-    log.lock().unwrap().push(request.clone());
-    respond(stream, &request)
+/// A connection the server answers on: plain TCP or TLS over it.
+trait Conn: Read + Write {
+    /// Drops the connection abruptly, mid-reply.
+    fn cut(&mut self) -> io::Result<()>;
 }
 
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Recorded>> {
+impl Conn for TcpStream {
+    fn cut(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn cut(&mut self) -> io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    log: &Mutex<Vec<Recorded>>,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    match tls {
+        None => answer(stream, log),
+        Some(config) => {
+            let session = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+            answer(rustls::StreamOwned::new(session, stream), log)
+        }
+    }
+}
+
+fn answer(mut conn: impl Conn, log: &Mutex<Vec<Recorded>>) -> io::Result<()> {
+    let request = {
+        let mut reader = BufReader::new(&mut conn);
+        match read_request(&mut reader)? {
+            Some(request) => request,
+            None => return Ok(()),
+        }
+    };
+    log.lock().unwrap().push(request.clone());
+    respond(&mut conn, &request)
+}
+
+fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Recorded>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -194,7 +272,7 @@ enum Wire {
     Anthropic,
 }
 
-fn respond(mut stream: TcpStream, request: &Recorded) -> std::io::Result<()> {
+fn respond(stream: &mut impl Conn, request: &Recorded) -> io::Result<()> {
     let scenario = request
         .path
         .trim_start_matches('/')
@@ -207,7 +285,7 @@ fn respond(mut stream: TcpStream, request: &Recorded) -> std::io::Result<()> {
         Wire::OpenAi
     } else {
         return send_json(
-            &mut stream,
+            stream,
             404,
             &json!({"error": {"message": "no such endpoint"}}),
         );
@@ -219,7 +297,7 @@ fn respond(mut stream: TcpStream, request: &Recorded) -> std::io::Result<()> {
     if let Some(code) = scenario.strip_prefix("status-") {
         let code: u16 = code.parse().unwrap_or(500);
         return send_json(
-            &mut stream,
+            stream,
             code,
             &error_body(wire, code, &format!("mock error {code}")),
         );
@@ -235,15 +313,15 @@ fn respond(mut stream: TcpStream, request: &Recorded) -> std::io::Result<()> {
                 .or_else(|| request.header("x-api-key").map(str::to_owned))
                 .unwrap_or_default();
             let message = format!("Incorrect API key provided: {sent}");
-            send_json(&mut stream, 401, &error_body(wire, 401, &message))
+            send_json(stream, 401, &error_body(wire, 401, &message))
         }
-        "plain-json" => send_json(&mut stream, 200, &complete_body(wire, &reply)),
-        _ if !wants_stream => send_json(&mut stream, 200, &complete_body(wire, &reply)),
+        "plain-json" => send_json(stream, 200, &complete_body(wire, &reply)),
+        _ if !wants_stream => send_json(stream, 200, &complete_body(wire, &reply)),
         _ => {
             let stall = scenario
                 .strip_prefix("stall-")
                 .map(|ms| Duration::from_millis(ms.parse().unwrap_or(5000)));
-            send_stream(&mut stream, wire, &reply, stall, scenario == "cut")
+            send_stream(stream, wire, &reply, stall, scenario == "cut")
         }
     }
 }
@@ -293,7 +371,7 @@ fn complete_body(wire: Wire, reply: &str) -> Value {
     }
 }
 
-fn send_json(stream: &mut TcpStream, status: u16, body: &Value) -> std::io::Result<()> {
+fn send_json(stream: &mut impl Conn, status: u16, body: &Value) -> io::Result<()> {
     let body = body.to_string();
     write!(
         stream,
@@ -367,12 +445,12 @@ fn events(wire: Wire, reply: &str) -> Vec<String> {
 }
 
 fn send_stream(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     wire: Wire,
     reply: &str,
     stall: Option<Duration>,
     cut: bool,
-) -> std::io::Result<()> {
+) -> io::Result<()> {
     write!(
         stream,
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
@@ -390,7 +468,7 @@ fn send_stream(
         thread::sleep(Duration::from_millis(2));
     }
     if cut {
-        return stream.shutdown(std::net::Shutdown::Both);
+        return stream.cut();
     }
     write!(stream, "0\r\n\r\n")?;
     stream.flush()
