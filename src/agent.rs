@@ -3,15 +3,17 @@
 //!
 //! A turn is saved only once the reply is complete, so a failed turn (an
 //! error status, a timeout, a cut-off stream) leaves the session exactly as
-//! it was.
+//! it was. Failed attempts are retried as [`crate::retry`] describes, never
+//! after part of the reply was shown.
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::config::Settings;
 use crate::error::Error;
 use crate::home::Home;
 use crate::session::{Message, Role, Sessions, Skipped};
-use crate::{http, provider};
+use crate::{http, provider, retry};
 
 /// The longest message a user may send in one turn.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -29,18 +31,33 @@ pub struct Turn<'a> {
 #[derive(Debug)]
 pub struct Outcome {
     pub reply: String,
-    /// Lines of the session file that were skipped when loading it.
-    pub skipped: Vec<Skipped>,
+    /// How many attempts the reply took.
+    pub attempts: u32,
 }
 
-/// Runs one turn, writing the reply to `out` as it arrives. `on_skipped`
-/// hears about unreadable session lines before the request goes out.
+/// Things worth telling the user while a turn runs.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// A line of the session file could not be read and was left out.
+    Skipped(&'a Skipped),
+    /// An attempt failed and another follows after `delay`.
+    Retrying {
+        /// 1 for the first retry.
+        retry: u32,
+        max_retries: u32,
+        delay: Duration,
+        cause: &'a Error,
+    },
+}
+
+/// Runs one turn, writing the reply to `out` as it arrives and telling
+/// `notice` about skipped session lines and retries.
 pub fn run_turn(
     home: &Home,
     settings: &Settings,
     turn: &Turn<'_>,
     out: &mut dyn Write,
-    on_skipped: &mut dyn FnMut(&Skipped),
+    notice: &mut dyn FnMut(Notice<'_>),
 ) -> Result<Outcome, Error> {
     let message = turn.message.trim();
     if message.is_empty() {
@@ -52,39 +69,68 @@ pub fn run_turn(
         )));
     }
     let sessions = Sessions::new(home);
-    let session = sessions.load(turn.session)?;
-    session.skipped.iter().for_each(on_skipped);
+    let session = sessions.load_recent(turn.session, settings.memory_window)?;
+    for skipped in &session.skipped {
+        notice(Notice::Skipped(skipped));
+    }
 
     let user = Message::new(Role::User, message);
     let mut history = window(&session.messages, settings.memory_window).to_vec();
     history.push(user.clone());
-
     let request = provider::request(settings, &history, turn.stream)?;
-    let response = http::post(&request)?;
-    let mut ends_with_newline = true;
-    let reply = provider::read_reply(&settings.provider, response, turn.stream, &mut |text| {
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
-        if !text.is_empty() {
-            ends_with_newline = text.ends_with('\n');
+
+    let max_retries = settings.provider.max_retries;
+    let mut attempts = 0;
+    let reply = loop {
+        attempts += 1;
+        let mut shown = false;
+        let result = http::post(&request)
+            .map_err(Error::from)
+            .and_then(|response| {
+                provider::read_reply(settings, response, turn.stream, &mut |text| {
+                    shown |= !text.is_empty();
+                    print(out, text)
+                })
+            });
+        match result {
+            Ok(reply) => break reply,
+            Err(err) if attempts <= max_retries && retry::is_retryable(&err, shown) => {
+                let retry_after = match &err {
+                    Error::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let delay = retry::delay(attempts, retry_after);
+                notice(Notice::Retrying {
+                    retry: attempts,
+                    max_retries,
+                    delay,
+                    cause: &err,
+                });
+                std::thread::sleep(delay);
+            }
+            Err(err) => {
+                if shown {
+                    let _ = print(out, "\n"); // end the partial reply's line
+                }
+                return Err(err);
+            }
         }
-        Ok(())
-    })?;
-    if !ends_with_newline {
-        out.write_all(b"\n")
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
+    };
+    if !reply.is_empty() && !reply.ends_with('\n') {
+        print(out, "\n")?;
     }
 
     sessions.append(
         turn.session,
         &[user, Message::new(Role::Assistant, reply.clone())],
     )?;
-    Ok(Outcome {
-        reply,
-        skipped: session.skipped,
-    })
+    Ok(Outcome { reply, attempts })
+}
+
+fn print(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 /// The last `size` messages, starting with a user message (providers such

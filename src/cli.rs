@@ -10,11 +10,11 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use crate::agent::{self, Turn, MAX_MESSAGE_BYTES};
+use crate::agent::{self, Notice, Turn, MAX_MESSAGE_BYTES};
 use crate::config::{Config, Settings};
 use crate::error::Error;
 use crate::home::Home;
-use crate::session::{Role, Sessions, Skipped};
+use crate::session::{Sessions, Skipped};
 
 /// The session used when `-s` is not given.
 pub const DEFAULT_SESSION: &str = "default";
@@ -239,20 +239,25 @@ pub fn run(command: Command) -> Result<(), Error> {
         }
         Command::SessionsShow(key) => {
             let home = Home::discover(env)?;
-            let session = Sessions::new(&home).load(&key)?;
-            if !session.exists {
-                return Err(Error::NoSuchSession(key));
-            }
-            warn_skipped(&key, &session.skipped);
-            let mut text = String::new();
-            for m in &session.messages {
-                let who = match m.role {
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
+            let mut failed = None;
+            let exists = Sessions::new(&home).scan(&key, |entry| {
+                if failed.is_some() {
+                    return;
+                }
+                let text = match entry {
+                    Ok(m) => format!("[{}] {}\n{}\n\n", m.timestamp, m.role.name(), m.content),
+                    Err(skipped) => {
+                        let _ = writeln!(io::stderr(), "{}", skipped_line(&key, &skipped));
+                        return;
+                    }
                 };
-                text.push_str(&format!("[{}] {who}\n{}\n\n", m.timestamp, m.content));
+                failed = write_out(out, &text).err();
+            })?;
+            match (exists, failed) {
+                (false, _) => Err(Error::NoSuchSession(key)),
+                (true, Some(err)) => Err(err),
+                (true, None) => Ok(()),
             }
-            write_out(out, &text)
         }
         Command::SessionsRemove(key) => {
             let home = Home::discover(env)?;
@@ -298,8 +303,22 @@ fn turn(
         message,
         stream,
     };
-    let mut warn = |s: &Skipped| warn_skipped(session, std::slice::from_ref(s));
-    agent::run_turn(home, settings, &turn, out, &mut warn).map(drop)
+    let mut notice = |n: Notice<'_>| {
+        let line = match n {
+            Notice::Skipped(s) => skipped_line(session, s),
+            Notice::Retrying {
+                retry,
+                max_retries,
+                delay,
+                cause,
+            } => format!(
+                "retry {retry} of {max_retries} in {:.1} s: {cause}",
+                delay.as_secs_f32()
+            ),
+        };
+        let _ = writeln!(io::stderr(), "{line}");
+    };
+    agent::run_turn(home, settings, &turn, out, &mut notice).map(drop)
 }
 
 /// One turn per line typed, until an empty line, `/exit` or end of input.
@@ -340,15 +359,11 @@ fn read_stdin() -> Result<String, Error> {
     Ok(text)
 }
 
-fn warn_skipped(key: &str, skipped: &[Skipped]) {
-    for s in skipped {
-        let _ = writeln!(
-            io::stderr(),
-            "warning: session {key:?}: skipped line {} ({}); the file is left as it is",
-            s.line,
-            s.reason
-        );
-    }
+fn skipped_line(key: &str, s: &Skipped) -> String {
+    format!(
+        "warning: session {key:?}: skipped line {} ({}); the file is left as it is",
+        s.line, s.reason
+    )
 }
 
 fn status(out: &mut dyn Write) -> Result<(), Error> {

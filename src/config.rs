@@ -28,6 +28,8 @@ pub const DEFAULT_MODEL: &str = "openai/gpt-4o-mini";
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub const DEFAULT_MEMORY_WINDOW: usize = 50;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The most retries a config may ask for.
+pub const MAX_RETRIES: u32 = 10;
 /// A config file larger than this is refused rather than read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -71,6 +73,9 @@ pub struct ProviderConfig {
     pub extra_headers: Option<BTreeMap<String, String>>,
     #[serde(alias = "timeoutSecs")]
     pub timeout_secs: Option<u64>,
+    /// Retries after a failed attempt (see [`crate::retry`]); 0 disables them.
+    #[serde(alias = "maxRetries")]
+    pub max_retries: Option<u32>,
     /// Wire protocol of a provider clawft does not know: `openai` or `anthropic`.
     pub protocol: Option<Protocol>,
 }
@@ -229,6 +234,10 @@ impl Config {
             key_required,
             extra_headers,
             timeout: Duration::from_secs(timeout_secs),
+            max_retries: section
+                .max_retries
+                .unwrap_or(crate::retry::DEFAULT_MAX_RETRIES)
+                .min(MAX_RETRIES),
         })
     }
 }
@@ -239,6 +248,7 @@ static EMPTY: ProviderConfig = ProviderConfig {
     api_base: None,
     extra_headers: None,
     timeout_secs: None,
+    max_retries: None,
     protocol: None,
 };
 
@@ -299,6 +309,8 @@ pub struct Provider {
     pub key_required: bool,
     pub extra_headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// Retries after a failed attempt.
+    pub max_retries: u32,
 }
 
 impl Provider {

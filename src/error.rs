@@ -38,6 +38,8 @@ pub enum Error {
         provider: String,
         status: u16,
         message: String,
+        /// How long the provider asked us to wait (`Retry-After`).
+        retry_after: Option<std::time::Duration>,
     },
     /// The provider reported an error inside a streamed reply.
     ProviderError { provider: String, message: String },
@@ -92,6 +94,7 @@ impl fmt::Display for Error {
                 provider,
                 status,
                 message,
+                ..
             } => write!(f, "provider '{provider}' answered HTTP {status}: {message}"),
             Error::ProviderError { provider, message } => {
                 write!(f, "provider '{provider}' reported an error: {message}")

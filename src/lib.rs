@@ -32,6 +32,7 @@ pub mod error;
 pub mod home;
 pub mod http;
 pub mod provider;
+pub mod retry;
 pub mod session;
 pub mod sse;
 pub mod time;

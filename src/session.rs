@@ -6,8 +6,9 @@
 //! leave a torn last line. Loading keeps every whole line, reports the ones
 //! it skipped, and never rewrites the file.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -82,7 +83,7 @@ pub struct Skipped {
 /// A line of the file: the metadata header or a message.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Line {
+enum Record {
     Metadata {
         #[serde(rename = "_type")]
         _kind: MetadataTag,
@@ -128,26 +129,67 @@ impl<'h> Sessions<'h> {
             .resolve(&format!("sessions/{}.jsonl", file_stem(key)?))
     }
 
-    /// Loads a session; one that was never written is empty.
+    /// Loads a whole session; one that was never written is empty. Memory
+    /// grows with the file: a turn uses [`Sessions::load_recent`] instead.
     pub fn load(&self, key: &str) -> Result<Session, Error> {
-        let path = self.path(key)?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Session {
-                    key: key.to_owned(),
-                    ..Session::default()
-                })
+        self.load_with(key, usize::MAX)
+    }
+
+    /// Loads the last `keep` lines' worth of messages. Memory is bounded by
+    /// `keep` however large the file is; older lines are read past, not parsed.
+    pub fn load_recent(&self, key: &str, keep: usize) -> Result<Session, Error> {
+        // A few spare lines so a skipped line does not shrink the window.
+        self.load_with(key, keep.saturating_add(8))
+    }
+
+    fn load_with(&self, key: &str, keep: usize) -> Result<Session, Error> {
+        let mut session = Session {
+            key: key.to_owned(),
+            ..Session::default()
+        };
+        let mut recent: VecDeque<(usize, Line)> = VecDeque::new();
+        session.exists = self.read_lines(key, |number, line| {
+            if keep == 0 {
+                return;
             }
+            if recent.len() == keep {
+                recent.pop_front();
+            }
+            recent.push_back((number, line));
+        })?;
+        for (number, line) in recent {
+            match line.parse(number) {
+                Ok(Some(message)) => session.messages.push(message),
+                Ok(None) => {}
+                Err(skipped) => session.skipped.push(skipped),
+            }
+        }
+        Ok(session)
+    }
+
+    /// Visits every message and every skipped line in order, holding one line
+    /// at a time. Returns whether the session exists.
+    pub fn scan(
+        &self,
+        key: &str,
+        mut visit: impl FnMut(Result<Message, Skipped>),
+    ) -> Result<bool, Error> {
+        self.read_lines(key, |number, line| match line.parse(number) {
+            Ok(Some(message)) => visit(Ok(message)),
+            Ok(None) => {}
+            Err(skipped) => visit(Err(skipped)),
+        })
+    }
+
+    fn read_lines(&self, key: &str, each: impl FnMut(usize, Line)) -> Result<bool, Error> {
+        let path = self.path(key)?;
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io(path.display(), e)),
         };
-        let (messages, skipped) = parse(&bytes);
-        Ok(Session {
-            key: key.to_owned(),
-            messages,
-            skipped,
-            exists: true,
-        })
+        read_lines(BufReader::new(file), each).map_err(|e| Error::io(path.display(), e))?;
+        Ok(true)
     }
 
     /// Appends messages (a whole turn) in a single write, creating the file
@@ -166,6 +208,7 @@ impl<'h> Sessions<'h> {
         loop {
             match OpenOptions::new().read(true).append(true).open(&path) {
                 Ok(mut file) => {
+                    lock(&file).map_err(|e| Error::io(&shown, e))?;
                     let mut out = Vec::with_capacity(lines.len() + 1);
                     if !ends_with_newline(&mut file).map_err(|e| Error::io(&shown, e))? {
                         out.push(b'\n'); // keep a torn last line on a line of its own
@@ -178,6 +221,7 @@ impl<'h> Sessions<'h> {
             }
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
+                    lock(&file).map_err(|e| Error::io(&shown, e))?;
                     let meta = Metadata {
                         kind: "metadata",
                         key,
@@ -215,7 +259,8 @@ impl<'h> Sessions<'h> {
             else {
                 continue;
             };
-            let session = self.load(&key)?;
+            let mut messages = 0;
+            self.scan(&key, |entry| messages += usize::from(entry.is_ok()))?;
             let updated = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -223,7 +268,7 @@ impl<'h> Sessions<'h> {
                 .unwrap_or_default();
             found.push(Summary {
                 key,
-                messages: session.messages.len(),
+                messages,
                 updated,
             });
         }
@@ -248,33 +293,45 @@ impl<'h> Sessions<'h> {
 pub fn parse(bytes: &[u8]) -> (Vec<Message>, Vec<Skipped>) {
     let mut messages = Vec::new();
     let mut skipped = Vec::new();
-    let unterminated = !bytes.is_empty() && !bytes.ends_with(b"\n");
-    let mut lines = bytes.split(|&b| b == b'\n').peekable();
-    let mut number = 0;
-    while let Some(raw) = lines.next() {
-        number += 1;
-        let is_last = lines.peek().is_none();
-        if is_last && raw.is_empty() {
-            break;
-        }
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    read_lines(bytes, |number, line| match line.parse(number) {
+        Ok(Some(message)) => messages.push(message),
+        Ok(None) => {}
+        Err(skip) => skipped.push(skip),
+    })
+    .expect("reading from memory cannot fail");
+    (messages, skipped)
+}
+
+/// One raw line of a session file, as read.
+enum Line {
+    /// A line that ends in `\n`.
+    Whole(Vec<u8>),
+    /// The last line of the file, without `\n`: a write that did not finish.
+    Torn(Vec<u8>),
+    /// Longer than [`MAX_LINE_BYTES`]; its bytes were not kept.
+    TooLong,
+}
+
+impl Line {
+    /// A message, nothing (metadata or blank), or why the line is skipped.
+    fn parse(self, number: usize) -> Result<Option<Message>, Skipped> {
         let skip = |reason: &str| Skipped {
             line: number,
             reason: reason.to_owned(),
         };
-        if raw.len() > MAX_LINE_BYTES {
-            skipped.push(skip("longer than the line limit"));
-            continue;
+        let (raw, torn) = match &self {
+            Line::Whole(raw) => (raw, false),
+            Line::Torn(raw) => (raw, true),
+            Line::TooLong => return Err(skip("longer than the line limit")),
+        };
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
         }
-        match serde_json::from_slice::<Line>(raw) {
-            Ok(Line::Message(m)) => messages.push(m),
-            Ok(Line::Metadata { .. }) => {}
-            Err(_) if is_last && unterminated => {
-                skipped.push(skip("truncated: the write of this line did not finish"))
-            }
-            Err(_) => skipped.push(skip(
+        match serde_json::from_slice::<Record>(raw) {
+            Ok(Record::Message(m)) => Ok(Some(m)),
+            Ok(Record::Metadata { .. }) => Ok(None),
+            Err(_) if torn => Err(skip("truncated: the write of this line did not finish")),
+            Err(_) => Err(skip(
                 match serde_json::from_slice::<serde_json::Value>(raw) {
                     Ok(_) => "not a user or assistant message",
                     Err(_) => "not valid JSON",
@@ -282,7 +339,67 @@ pub fn parse(bytes: &[u8]) -> (Vec<Message>, Vec<Skipped>) {
             )),
         }
     }
-    (messages, skipped)
+}
+
+/// Splits a session file into numbered lines, never holding more than
+/// [`MAX_LINE_BYTES`] of one line.
+fn read_lines(mut reader: impl BufRead, mut each: impl FnMut(usize, Line)) -> io::Result<()> {
+    let mut number = 0;
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            if too_long || !line.is_empty() {
+                number += 1;
+                each(
+                    number,
+                    if too_long {
+                        Line::TooLong
+                    } else {
+                        Line::Torn(line)
+                    },
+                );
+            }
+            return Ok(());
+        }
+        let (piece, ends) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if !too_long && line.len() + piece.len() > MAX_LINE_BYTES {
+            too_long = true;
+            line = Vec::new();
+        }
+        if !too_long {
+            line.extend_from_slice(piece);
+        }
+        let used = ends.unwrap_or(chunk.len());
+        reader.consume(used);
+        if ends.is_some() {
+            number += 1;
+            let done = std::mem::take(&mut line);
+            each(
+                number,
+                if too_long {
+                    Line::TooLong
+                } else {
+                    Line::Whole(done)
+                },
+            );
+            too_long = false;
+        }
+    }
+}
+
+/// Holds an exclusive lock on the file while a turn is appended, where the
+/// platform has one (not under WASI, where the host's append is one atomic
+/// `pwritev2(RWF_APPEND)` per write in wasmtime on Linux).
+fn lock(file: &File) -> io::Result<()> {
+    match file.lock() {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        other => other,
+    }
 }
 
 fn ends_with_newline(file: &mut File) -> io::Result<bool> {
@@ -484,6 +601,53 @@ mod tests {
                     reason: "not a user or assistant message".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_turn_loads_only_the_recent_lines() {
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        for i in 0..100 {
+            store
+                .append("long", &[Message::new(Role::User, i.to_string())])
+                .unwrap();
+        }
+        // A garbled line far back is never even parsed for a turn...
+        let path = dir.path().join("sessions/long.jsonl");
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.insert_str(text.find('\n').unwrap() + 1, "garbage\n");
+        fs::write(&path, text).unwrap();
+        let recent = store.load_recent("long", 4).unwrap();
+        let tail: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(&tail[tail.len() - 4..], ["96", "97", "98", "99"]);
+        assert!(tail.len() <= 12 && recent.skipped.is_empty());
+        // ...but a full load names it, by its line number.
+        let all = store.load("long").unwrap();
+        assert_eq!(all.messages.len(), 100);
+        assert_eq!(
+            all.skipped,
+            vec![Skipped {
+                line: 2,
+                reason: "not valid JSON".into()
+            }]
+        );
+        assert_eq!(store.load_recent("long", 0).unwrap().messages.len(), 8);
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_without_being_held() {
+        let mut input = b"{\"role\":\"user\",\"content\":\"a\"}\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        input.extend_from_slice(b"\n{\"role\":\"assistant\",\"content\":\"b\"}\n");
+        let (messages, skipped) = parse(&input);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            skipped,
+            vec![Skipped {
+                line: 2,
+                reason: "longer than the line limit".into()
+            }]
         );
     }
 

@@ -97,3 +97,62 @@ fn https_proxy_is_honoured() {
         &clawft_harness::Proxy::start(),
     ));
 }
+
+mod faults {
+    use super::{check, weft};
+    use clawft_harness::faults as f;
+    use clawft_harness::Server;
+
+    #[test]
+    fn retries_until_success() {
+        check(f::retries_until_success(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn retries_give_up() {
+        check(f::retries_give_up(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn client_errors_are_not_retried() {
+        check(f::client_errors_are_not_retried(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn retry_after_is_obeyed() {
+        check(f::retry_after_is_obeyed(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn dropped_connections_are_retried() {
+        check(f::dropped_connections_are_retried(
+            &weft(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
+    fn shown_text_is_never_sent_twice() {
+        check(f::shown_text_is_never_sent_twice(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn broken_replies() {
+        check(f::broken_replies(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn endless_stream_is_bounded() {
+        check(f::endless_stream_is_bounded(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn key_appears_nowhere() {
+        check(f::key_appears_nowhere(&weft(), &Server::start()));
+    }
+
+    #[test]
+    fn eight_processes_append_25_turns_each_to_one_session() {
+        check(f::concurrent_writers(weft, &Server::start(), 8, 25));
+    }
+}

@@ -114,3 +114,71 @@ fn wasip1_session_commands_and_usage_errors() {
 fn wasip2_untrusted_tls_is_a_tls_error() {
     check(s::tls_trust(&Weft::wasip2(), &Server::start_tls()));
 }
+
+mod faults {
+    use super::check;
+    use clawft_harness::faults as f;
+    use clawft_harness::{Server, Weft};
+
+    #[test]
+    fn wasip2_retries_until_success() {
+        check(f::retries_until_success(&Weft::wasip2(), &Server::start()));
+    }
+
+    #[test]
+    fn wasip2_retries_give_up() {
+        check(f::retries_give_up(&Weft::wasip2(), &Server::start()));
+    }
+
+    #[test]
+    fn wasip2_client_errors_are_not_retried() {
+        check(f::client_errors_are_not_retried(
+            &Weft::wasip2(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
+    fn wasip2_retry_after_is_obeyed() {
+        check(f::retry_after_is_obeyed(&Weft::wasip2(), &Server::start()));
+    }
+
+    #[test]
+    fn wasip2_dropped_connections_are_retried() {
+        check(f::dropped_connections_are_retried(
+            &Weft::wasip2(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
+    fn wasip2_shown_text_is_never_sent_twice() {
+        check(f::shown_text_is_never_sent_twice(
+            &Weft::wasip2(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
+    fn wasip2_broken_replies() {
+        check(f::broken_replies(&Weft::wasip2(), &Server::start()));
+    }
+
+    #[test]
+    fn wasip2_endless_stream_is_bounded() {
+        check(f::endless_stream_is_bounded(
+            &Weft::wasip2(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
+    fn wasip2_key_appears_nowhere() {
+        check(f::key_appears_nowhere(&Weft::wasip2(), &Server::start()));
+    }
+
+    #[test]
+    fn wasip2_concurrent_instances_share_one_session() {
+        check(f::concurrent_writers(Weft::wasip2, &Server::start(), 4, 10));
+    }
+}

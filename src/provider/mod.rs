@@ -20,8 +20,16 @@ use crate::sse::{Event, SseParser};
 pub const MAX_REPLY_BYTES: usize = 8 << 20;
 /// The largest error body read to find the provider's message.
 pub const MAX_ERROR_BYTES: usize = 64 << 10;
-/// The most events one streamed reply may carry.
-pub const MAX_STREAM_EVENTS: usize = 1_000_000;
+/// The most bytes one streamed reply may take on the wire (events, pings
+/// and comments included).
+pub const MAX_STREAM_BYTES: usize = 64 << 20;
+
+/// The most events one streamed reply may carry: generous for `max_tokens`
+/// (a text event carries at least one token), small enough that an endless
+/// stream ends soon.
+pub fn max_stream_events(max_tokens: u32) -> usize {
+    10_000 + 8 * max_tokens as usize
+}
 
 /// How a provider expects to be spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -173,11 +181,12 @@ pub enum StreamItem {
 /// Reads a reply. Text is handed to `on_text` as it arrives (once, whole,
 /// when not streaming); the complete text is returned.
 pub fn read_reply(
-    provider: &Provider,
+    settings: &Settings,
     mut response: Response,
     stream: bool,
     on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<String, Error> {
+    let provider = &settings.provider;
     if !(200..300).contains(&response.status) {
         return Err(status_error(provider, response));
     }
@@ -195,14 +204,16 @@ pub fn read_reply(
         on_text(&text)?;
         return Ok(text);
     }
-    read_stream(provider, response, on_text)
+    read_stream(settings, response, on_text)
 }
 
 fn read_stream(
-    provider: &Provider,
+    settings: &Settings,
     mut response: Response,
     on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<String, Error> {
+    let provider = &settings.provider;
+    let max_events = max_stream_events(settings.max_tokens);
     let interrupted = |detail: String| Error::StreamInterrupted {
         provider: provider.name.clone(),
         detail,
@@ -212,6 +223,7 @@ fn read_stream(
     let mut text = String::new();
     let mut finished = false;
     let mut seen = 0usize;
+    let mut received = 0usize;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match response.body.read(&mut buf) {
@@ -222,15 +234,22 @@ fn read_stream(
         if n == 0 {
             break;
         }
+        received += n;
+        if received > MAX_STREAM_BYTES {
+            return Err(bad_reply(
+                provider,
+                format!("the stream is longer than {MAX_STREAM_BYTES} bytes"),
+            ));
+        }
         parser
             .push(&buf[..n], &mut events)
             .map_err(|e| bad_reply(provider, e.to_string()))?;
         for event in events.drain(..) {
             seen += 1;
-            if seen > MAX_STREAM_EVENTS {
+            if seen > max_events {
                 return Err(bad_reply(
                     provider,
-                    format!("more than {MAX_STREAM_EVENTS} events in one reply"),
+                    format!("more than {max_events} events in one reply"),
                 ));
             }
             let item = match provider.protocol {
@@ -272,6 +291,7 @@ fn read_stream(
 /// Turns a non-success response into the error a user can act on.
 fn status_error(provider: &Provider, mut response: Response) -> Error {
     let status = response.status;
+    let retry_after = crate::retry::retry_after(&response.headers, std::time::SystemTime::now());
     let body = response.read_to_end(MAX_ERROR_BYTES).unwrap_or_default();
     let message = error_message(&body)
         .map(|m| redact(&m, provider.api_key.as_ref()))
@@ -287,6 +307,7 @@ fn status_error(provider: &Provider, mut response: Response) -> Error {
             provider,
             status,
             message,
+            retry_after,
         },
     }
 }

@@ -6,8 +6,20 @@
 //! - [`weft`]: runs the native binary, the wasip2 component or the wasip1
 //!   module (both in the wasmtime CLI) against a temporary home;
 //! - [`proxy`]: a `CONNECT` proxy, to prove `HTTPS_PROXY` is honoured;
-//! - [`scenarios`]: the end-to-end checks, written once for every build.
+//! - [`scenarios`]: the end-to-end checks, written once for every build;
+//! - [`faults`]: the same for retries, broken replies, bounds, secrets and
+//!   concurrent writers.
 
+/// Returns `Err(message)` from a scenario unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+pub mod faults;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;

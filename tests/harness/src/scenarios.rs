@@ -17,14 +17,6 @@ pub const TEST_KEY: &str = "sk-clawft-test-5e1f9b7d3c";
 
 pub type Outcome<T = ()> = Result<T, String>;
 
-macro_rules! ensure {
-    ($cond:expr, $($why:tt)+) => {
-        if !$cond {
-            return Err(format!($($why)+));
-        }
-    };
-}
-
 /// A config for an OpenAI-compatible provider named `mock`, in nanobot's
 /// camelCase, with the key taken from `$MOCK_API_KEY`.
 pub fn openai_config(api_base: &str) -> Value {
@@ -43,13 +35,13 @@ pub fn anthropic_config(api_base: &str) -> Value {
     })
 }
 
-fn agent(weft: &Weft, args: &[&str]) -> Output {
+pub(crate) fn agent(weft: &Weft, args: &[&str]) -> Output {
     let mut all = vec!["agent"];
     all.extend_from_slice(args);
     weft.cmd(&all).env("MOCK_API_KEY", TEST_KEY).run()
 }
 
-fn only_request(server: &Server) -> Outcome<Recorded> {
+pub(crate) fn only_request(server: &Server) -> Outcome<Recorded> {
     let mut got = server.take_requests();
     ensure!(
         got.len() == 1,
@@ -260,14 +252,24 @@ pub fn large_request(weft: &Weft, server: &Server) -> Outcome {
     Ok(())
 }
 
-fn expect_failure(out: &Output, code: i32, words: &[&str]) -> Outcome {
+/// The run failed with `code`, and its error is one last stderr line with
+/// all of `words`; any earlier lines are retry notices.
+pub(crate) fn expect_failure(out: &Output, code: i32, words: &[&str]) -> Outcome {
     ensure!(out.code == code, "expected exit {code}:\n{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let Some((last, before)) = lines.split_last() else {
+        return Err(format!("no error on stderr:\n{out}"));
+    };
+    ensure!(
+        last.starts_with("error: "),
+        "the error is not one line:\n{out}"
+    );
     for w in words {
-        ensure!(out.stderr.contains(w), "stderr lacks {w:?}:\n{out}");
+        ensure!(last.contains(w), "the error lacks {w:?}:\n{out}");
     }
     ensure!(
-        out.stderr.lines().count() == 1,
-        "the error is not one line:\n{out}"
+        before.iter().all(|l| l.starts_with("retry ")),
+        "stderr has more than retries and the error:\n{out}"
     );
     ensure!(!out.stderr.contains(TEST_KEY), "the key leaked:\n{out}");
     Ok(())

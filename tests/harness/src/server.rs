@@ -13,6 +13,13 @@
 //! | `cut`        | streams part of the reply, then drops the connection        |
 //! | `echo-key`   | answers 401 with a message that repeats the key it was sent  |
 //! | `plain-json` | answers with a complete JSON reply even when asked to stream |
+//! | `flaky-N-CODE` | answers status CODE to the first N requests, then as `ok` |
+//! | `retry-after-S` | answers 429 with `Retry-After: S` once, then as `ok`      |
+//! | `drop-N`     | closes the first N connections without a word, then as `ok` |
+//! | `close-mid-body` | promises a JSON body, sends half, hangs up              |
+//! | `malformed`  | answers 200 with broken JSON (in SSE data when streaming)   |
+//! | `bad-utf8`   | answers 200 with bytes that are not UTF-8                   |
+//! | `endless`    | streams text events until the client gives up               |
 //!
 //! Replies stream as SSE over chunked encoding, a word per event, the way
 //! real providers do. Every request is recorded for the test to inspect. The
@@ -21,6 +28,7 @@
 //! [`Server::start_tls`] serves HTTPS with the test certificate in `certs/`
 //! (signed by `certs/ca.pem`, a CA nothing else trusts).
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +49,8 @@ pub struct Recorded {
     /// Names in lower case, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -68,6 +78,12 @@ pub struct Server {
     tls: bool,
     log: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
+}
+
+/// Requests and connections seen per scenario, for the `flaky`/`drop` ones.
+#[derive(Default)]
+struct Counts {
+    requests: HashMap<String, usize>,
 }
 
 impl Server {
@@ -108,7 +124,8 @@ impl Server {
             log: log.clone(),
             stop: stop.clone(),
         };
-        thread::spawn(move || accept_loop(listener, tls, log, stop));
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        thread::spawn(move || accept_loop(listener, tls, log, counts, stop));
         server
     }
 
@@ -143,6 +160,7 @@ fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     log: Arc<Mutex<Vec<Recorded>>>,
+    counts: Arc<Mutex<Counts>>,
     stop: Arc<AtomicBool>,
 ) {
     let mut last_activity = Instant::now();
@@ -152,8 +170,9 @@ fn accept_loop(
                 last_activity = Instant::now();
                 let log = log.clone();
                 let tls = tls.clone();
+                let counts = counts.clone();
                 thread::spawn(move || {
-                    let _ = serve(stream, tls, &log);
+                    let _ = serve(stream, tls, &log, &counts);
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -186,19 +205,24 @@ fn serve(
     stream: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
     log: &Mutex<Vec<Recorded>>,
+    counts: &Mutex<Counts>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     match tls {
-        None => answer(stream, log),
+        None => answer(stream, log, counts),
         Some(config) => {
             let session = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-            answer(rustls::StreamOwned::new(session, stream), log)
+            answer(rustls::StreamOwned::new(session, stream), log, counts)
         }
     }
 }
 
-fn answer(mut conn: impl Conn, log: &Mutex<Vec<Recorded>>) -> io::Result<()> {
+fn answer(
+    mut conn: impl Conn,
+    log: &Mutex<Vec<Recorded>>,
+    counts: &Mutex<Counts>,
+) -> io::Result<()> {
     let request = {
         let mut reader = BufReader::new(&mut conn);
         match read_request(&mut reader)? {
@@ -207,7 +231,19 @@ fn answer(mut conn: impl Conn, log: &Mutex<Vec<Recorded>>) -> io::Result<()> {
         }
     };
     log.lock().unwrap().push(request.clone());
-    respond(&mut conn, &request)
+    let scenario = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let seen = {
+        let mut counts = counts.lock().unwrap();
+        let n = counts.requests.entry(scenario.to_owned()).or_default();
+        *n += 1;
+        *n
+    };
+    respond(&mut conn, &request, seen)
 }
 
 fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Recorded>> {
@@ -263,6 +299,7 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Recorded>> {
         path,
         headers,
         body,
+        at: Instant::now(),
     }))
 }
 
@@ -272,7 +309,8 @@ enum Wire {
     Anthropic,
 }
 
-fn respond(stream: &mut impl Conn, request: &Recorded) -> io::Result<()> {
+/// Answers a request; `seen` counts the requests to this scenario so far.
+fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Result<()> {
     let scenario = request
         .path
         .trim_start_matches('/')
@@ -294,6 +332,31 @@ fn respond(stream: &mut impl Conn, request: &Recorded) -> io::Result<()> {
     let wants_stream = body["stream"] == json!(true);
     let reply = echo_reply(&body);
 
+    if let Some((n, code)) = scenario
+        .strip_prefix("flaky-")
+        .and_then(|r| r.split_once('-'))
+    {
+        let (n, code): (usize, u16) = (n.parse().unwrap_or(1), code.parse().unwrap_or(500));
+        if seen <= n {
+            let message = format!("mock error {code} (attempt {seen})");
+            return send_json(stream, code, &error_body(wire, code, &message));
+        }
+    }
+    if let Some(secs) = scenario.strip_prefix("retry-after-") {
+        if seen == 1 {
+            let body = error_body(wire, 429, "mock rate limit").to_string();
+            return write!(
+                stream,
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {secs}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    }
+    if let Some(n) = scenario.strip_prefix("drop-") {
+        if seen <= n.parse().unwrap_or(1) {
+            return stream.cut();
+        }
+    }
     if let Some(code) = scenario.strip_prefix("status-") {
         let code: u16 = code.parse().unwrap_or(500);
         return send_json(
@@ -316,6 +379,32 @@ fn respond(stream: &mut impl Conn, request: &Recorded) -> io::Result<()> {
             send_json(stream, 401, &error_body(wire, 401, &message))
         }
         "plain-json" => send_json(stream, 200, &complete_body(wire, &reply)),
+        "close-mid-body" => {
+            let body = complete_body(wire, &reply).to_string();
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{}",
+                body.len(),
+                &body[..body.len() / 2]
+            )?;
+            stream.flush()?;
+            stream.cut()
+        }
+        "malformed" if wants_stream => send_stream_raw(
+            stream,
+            &[b"data: {\"choices\": [{\"delta\": {\"content\": \"Hi\"\n\n".to_vec()],
+        ),
+        "malformed" => send_raw(stream, "application/json", b"{\"choices\": [{\"message\": "),
+        "bad-utf8" if wants_stream => send_stream_raw(
+            stream,
+            &[b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\n\n".to_vec()],
+        ),
+        "bad-utf8" => send_raw(
+            stream,
+            "application/json",
+            b"{\"choices\":[{\"message\":{\"content\":\"\xff\xfe\"}}]}",
+        ),
+        "endless" => send_endless(stream, wire),
         _ if !wants_stream => send_json(stream, 200, &complete_body(wire, &reply)),
         _ => {
             let stall = scenario
@@ -392,6 +481,47 @@ fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         529 => "Overloaded",
         _ => "Status",
+    }
+}
+
+fn send_raw(stream: &mut impl Conn, content_type: &str, body: &[u8]) -> io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn send_stream_raw(stream: &mut impl Conn, events: &[Vec<u8>]) -> io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    for event in events {
+        write!(stream, "{:x}\r\n", event.len())?;
+        stream.write_all(event)?;
+        stream.write_all(b"\r\n")?;
+    }
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
+}
+
+/// Text events without end, until the client hangs up.
+fn send_endless(stream: &mut impl Conn, wire: Wire) -> io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    let event = events(wire, "more")
+        .into_iter()
+        .find(|e| e.contains("more"))
+        .expect("a text event");
+    let batch = event.repeat(64);
+    loop {
+        write!(stream, "{:x}\r\n{batch}\r\n", batch.len())?;
+        stream.flush()?;
     }
 }
 

@@ -65,7 +65,13 @@ pub struct Weft {
     runner: Option<PathBuf>,
     /// The exact platform `weft status` must report, when known.
     platform: Option<String>,
-    home: TempDir,
+    home: HomeDir,
+}
+
+/// A home of its own (removed afterwards) or one shared with another runner.
+enum HomeDir {
+    Own(TempDir),
+    Shared(PathBuf),
 }
 
 impl Weft {
@@ -140,7 +146,7 @@ impl Weft {
             program,
             runner,
             platform: None,
-            home,
+            home: HomeDir::Own(home),
         }
     }
 
@@ -154,7 +160,16 @@ impl Weft {
 
     /// The home directory on the host (the guest sees it as `/config`).
     pub fn home(&self) -> &Path {
-        self.home.path()
+        match &self.home {
+            HomeDir::Own(dir) => dir.path(),
+            HomeDir::Shared(path) => path,
+        }
+    }
+
+    /// The same build working in another runner's home, for concurrent runs.
+    pub fn sharing_home(mut self, home: &Path) -> Weft {
+        self.home = HomeDir::Shared(home.to_owned());
+        self
     }
 
     /// Writes `config.json` into home.

@@ -1,0 +1,223 @@
+//! When a failed request is tried again, and after how long.
+//!
+//! The rules the official OpenAI and Anthropic SDKs follow: statuses 408,
+//! 409, 429 and 5xx (529 "overloaded" included) and failures to get any
+//! answer are retried; other 4xx never are. A `Retry-After` (or
+//! `retry-after-ms`) of up to 60 s is obeyed; otherwise the wait doubles from
+//! 0.5 s up to 8 s, shortened by up to a quarter at random so that many
+//! clients do not retry in step. Nothing is retried once part of the reply
+//! has been shown, so the user never sees text twice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+use crate::http::HttpError;
+
+/// Retries after the first attempt unless the provider's config says otherwise.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// The longest `Retry-After` obeyed; longer ones fall back to backoff.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Whether `err` is worth another attempt. `shown` says whether any of the
+/// reply already reached the user.
+pub fn is_retryable(err: &Error, shown: bool) -> bool {
+    if shown {
+        return false;
+    }
+    match err {
+        Error::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+        Error::Http(HttpError::Unavailable(_)) => crate::http::AVAILABLE,
+        Error::Http(HttpError::Timeout(_) | HttpError::Transport(_)) => true,
+        Error::StreamInterrupted { .. } | Error::ProviderError { .. } => true,
+        _ => false,
+    }
+}
+
+/// How long to wait before retry number `retry` (1 for the first retry).
+/// `retry_after` is what the server asked for, if anything.
+pub fn delay(retry: u32, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(wait) if wait <= MAX_RETRY_AFTER => wait,
+        _ => {
+            let doubled = FIRST_BACKOFF.saturating_mul(1 << retry.saturating_sub(1).min(16));
+            let full = doubled.min(MAX_BACKOFF);
+            full.mul_f64(1.0 - 0.25 * jitter())
+        }
+    }
+}
+
+/// A number in [0, 1) that differs from call to call and process to process.
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // Spread the low bits of the clock over the range (xorshift mix).
+    let mut x = u64::from(nanos) ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Reads `retry-after-ms` (OpenAI) or `Retry-After` (seconds, or an HTTP
+/// date) from lower-case response headers.
+pub fn retry_after(headers: &[(String, String)], now: SystemTime) -> Option<Duration> {
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+    };
+    if let Some(ms) = find("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return positive_secs(ms / 1000.0);
+    }
+    let value = find("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return positive_secs(secs);
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+fn positive_secs(secs: f64) -> Option<Duration> {
+    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Parses an IMF-fixdate such as `Wed, 21 Oct 2015 07:28:00 GMT`.
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let mut parts = text.split_whitespace().skip(1);
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let days = crate::time::days_from_civil(year, month, day as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Error {
+        Error::Status {
+            provider: "p".into(),
+            status: code,
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn the_sdk_statuses_are_retried_and_other_client_errors_are_not() {
+        for code in [408, 409, 429, 500, 502, 503, 529] {
+            assert!(is_retryable(&status(code), false), "{code}");
+            assert!(
+                !is_retryable(&status(code), true),
+                "{code} after text was shown"
+            );
+        }
+        for code in [400, 404, 413, 422] {
+            assert!(!is_retryable(&status(code), false), "{code}");
+        }
+        let key = Error::InvalidApiKey {
+            provider: "p".into(),
+            status: 401,
+            message: String::new(),
+        };
+        assert!(!is_retryable(&key, false));
+        let timeout = Error::Http(HttpError::Timeout("x".into()));
+        assert!(is_retryable(&timeout, false));
+        assert!(!is_retryable(
+            &Error::Http(HttpError::Tls("x".into())),
+            false
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_eight_with_jitter() {
+        for (retry, full) in [
+            (1, 0.5),
+            (2, 1.0),
+            (3, 2.0),
+            (4, 4.0),
+            (5, 8.0),
+            (9, 8.0),
+            (40, 8.0),
+        ] {
+            for _ in 0..20 {
+                let d = delay(retry, None).as_secs_f64();
+                assert!(d <= full && d >= full * 0.75, "retry {retry}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_obeyed_up_to_a_minute() {
+        assert_eq!(
+            delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(delay(1, Some(MAX_RETRY_AFTER)), MAX_RETRY_AFTER);
+        assert!(delay(1, Some(Duration::from_secs(61))) <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retry_after_headers_in_every_form() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_470); // 07:27:50
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "7")]), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "1.5")]), now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]), now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]), now),
+            Some(Duration::ZERO)
+        );
+        for junk in ["soon", "-3", "NaN", "Wed, 32 Oct 2015 07:28:00 GMT", ""] {
+            assert_eq!(
+                retry_after(&h(&[("retry-after", junk)]), now),
+                None,
+                "{junk}"
+            );
+        }
+        assert_eq!(retry_after(&[], now), None);
+    }
+}
