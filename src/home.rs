@@ -120,6 +120,8 @@ impl Home {
                     if inside.pop().is_none() {
                         return Err(refuse("it leads outside the clawft home"));
                     }
+                    // Back up out of a missing part: what follows may exist.
+                    on_disk = true;
                     continue;
                 }
                 _ => {}
@@ -135,8 +137,17 @@ impl Home {
                     if symlinks > MAX_SYMLINKS {
                         return Err(refuse("too many levels of symbolic links"));
                     }
-                    let target =
-                        std::fs::read_link(&here).map_err(|e| Error::io(here.display(), e))?;
+                    let target = match std::fs::read_link(&here) {
+                        Ok(target) => target,
+                        // A WASI host will not even read a link that points
+                        // outside its preopened directory (wasmtime: EPERM).
+                        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                            return Err(refuse(
+                                "a symbolic link on the way points outside the clawft home",
+                            ));
+                        }
+                        Err(e) => return Err(Error::io(here.display(), e)),
+                    };
                     inside.pop();
                     let (target, from_root) = self.link_target(&target).ok_or_else(|| {
                         refuse("a symbolic link on the way points outside the clawft home")
@@ -147,7 +158,15 @@ impl Home {
                     pending.extend(target.into_iter().rev());
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => on_disk = false,
+                // Nothing there (or a file where a directory would be): nothing to follow.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    on_disk = false
+                }
                 Err(e) => return Err(Error::io(here.display(), e)),
             }
         }
@@ -189,7 +208,7 @@ mod tests {
     use super::*;
 
     fn home() -> (tempfile::TempDir, Home) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::test_support::scratch();
         let home = Home::at(dir.path(), HomeSource::ClawftHome);
         (dir, home)
     }
@@ -207,11 +226,16 @@ mod tests {
         assert_eq!(h.root(), Path::new("/srv/cf"));
         assert_eq!(h.source(), HomeSource::ClawftHome);
 
+        // Natively $HOME/.clawft; under WASI the host's $HOME means nothing.
         let h = Home::discover(env(&[("CLAWFT_HOME", ""), ("HOME", "/home/u")])).unwrap();
-        assert_eq!(h.root(), Path::new("/home/u/.clawft"));
-
-        let err = Home::discover(env(&[])).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        if cfg!(target_os = "wasi") {
+            assert_eq!(h.root(), Path::new("/config"));
+            assert_eq!(h.source(), HomeSource::WasiDefault);
+        } else {
+            assert_eq!(h.root(), Path::new("/home/u/.clawft"));
+            let err = Home::discover(env(&[])).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+        }
     }
 
     #[test]
@@ -248,7 +272,7 @@ mod tests {
     fn symlinks_are_followed_but_may_not_leave_home() {
         use std::os::unix::fs::symlink;
         let (dir, home) = home();
-        let outside = tempfile::tempdir().unwrap();
+        let outside = crate::test_support::scratch();
         std::fs::create_dir(dir.path().join("real")).unwrap();
         symlink("real", dir.path().join("inner")).unwrap();
         symlink(outside.path(), dir.path().join("out")).unwrap();
@@ -269,5 +293,133 @@ mod tests {
             home.resolve("abs/y").unwrap(),
             dir.path().join("real").join("y")
         );
+    }
+
+    /// Property tests over the committed fixture in `tests/fixtures/sandbox`,
+    /// whose home holds symlinks that stay inside, lead out, are absolute,
+    /// chain and loop. They run natively and inside wasmtime.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn fixture() -> Home {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sandbox/home");
+            Home::at(root, HomeSource::ClawftHome)
+        }
+
+        /// Path components a hostile or careless caller might use.
+        fn component() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => prop::sample::select(vec![
+                    "..", ".", "", "real", "inside", "up", "out", "abs", "loop", "chain1",
+                    "self", "escape", "deeper", "note.txt", "missing", "outside", "secret.txt",
+                    "%2e%2e", "\u{2025}", "\u{ff0e}\u{ff0e}", ".. ", " ..", "...", "a\\..\\b",
+                    "..\0", "\u{202e}txt.", "e\u{301}", "\u{1f600}",
+                ])
+                .prop_map(str::to_owned),
+                1 => "\\PC{0,6}",
+            ]
+        }
+
+        fn relative_path() -> impl Strategy<Value = String> {
+            (prop::collection::vec(component(), 0..8), any::<bool>()).prop_map(|(parts, slash)| {
+                let joined = parts.join("/");
+                if slash {
+                    format!("{joined}/")
+                } else {
+                    joined
+                }
+            })
+        }
+
+        /// Whether any existing prefix of `path` below `root` is a symlink.
+        fn passes_through_symlink(root: &Path, path: &Path) -> bool {
+            let mut here = root.to_path_buf();
+            for part in path.strip_prefix(root).expect("under root").components() {
+                here.push(part);
+                if std::fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return true;
+                }
+            }
+            false
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever the input, the answer is a refusal or a plain path
+            /// under home that goes through no symlink, so the OS cannot be
+            /// steered outside; resolving it again gives the same path.
+            #[test]
+            fn no_input_escapes_home(rel in relative_path()) {
+                let home = fixture();
+                match home.resolve(&rel) {
+                    Err(Error::Sandbox { .. }) => {}
+                    Err(other) => prop_assert!(false, "{rel:?}: unexpected error {other}"),
+                    Ok(path) => {
+                        prop_assert!(path.starts_with(home.root()), "{rel:?} -> {path:?}");
+                        let inner = path.strip_prefix(home.root()).unwrap();
+                        prop_assert!(
+                            inner.components().all(|c| matches!(c, std::path::Component::Normal(_))),
+                            "{rel:?} -> {path:?}"
+                        );
+                        prop_assert!(!passes_through_symlink(home.root(), &path), "{rel:?} -> {path:?}");
+                        let again = home.resolve(inner.to_str().unwrap()).unwrap();
+                        prop_assert_eq!(&again, &path);
+                        #[cfg(not(target_os = "wasi"))]
+                        if let Ok(real) = std::fs::canonicalize(&path) {
+                            let real_root = std::fs::canonicalize(home.root()).unwrap();
+                            prop_assert!(real.starts_with(&real_root), "{rel:?} -> {real:?}");
+                        }
+                    }
+                }
+            }
+
+            /// Absolute paths are refused whatever follows.
+            #[test]
+            fn absolute_paths_are_refused(rel in relative_path()) {
+                let refused = matches!(fixture().resolve(&format!("/{rel}")), Err(Error::Sandbox { .. }));
+                prop_assert!(refused);
+            }
+        }
+
+        #[test]
+        fn the_fixture_links_resolve_as_documented() {
+            let home = fixture();
+            let root = home.root().to_path_buf();
+            assert_eq!(
+                home.resolve("inside/note.txt").unwrap(),
+                root.join("real/note.txt")
+            );
+            assert_eq!(
+                home.resolve("chain1/file.txt").unwrap(),
+                root.join("real/deeper/file.txt")
+            );
+            assert_eq!(
+                home.resolve("real/self/note.txt").unwrap(),
+                root.join("real/note.txt")
+            );
+            // Found by the properties above: stepping back with `..` out of a
+            // missing part onto a link, and a path through a file.
+            assert_eq!(home.resolve("self/../inside").unwrap(), root.join("real"));
+            assert_eq!(
+                home.resolve("real/note.txt/real").unwrap(),
+                root.join("real/note.txt/real")
+            );
+            for bad in [
+                "abs",
+                "up/outside/secret.txt",
+                "out/secret.txt",
+                "abs/passwd",
+                "loop",
+                "real/escape/secret.txt",
+                "missing/../out/secret.txt",
+            ] {
+                assert!(
+                    matches!(home.resolve(bad), Err(Error::Sandbox { .. })),
+                    "{bad}"
+                );
+            }
+        }
     }
 }

@@ -38,3 +38,17 @@ pub mod sse;
 pub mod time;
 
 pub use error::Error;
+
+/// Helpers for the unit tests, which also run inside wasmtime.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A scratch directory that is removed afterwards. Made under `$TMPDIR`
+    /// (else `/tmp`) by name, because `std::env::temp_dir` panics under WASI.
+    pub fn scratch() -> tempfile::TempDir {
+        let base = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        tempfile::Builder::new()
+            .prefix("clawft-test-")
+            .tempdir_in(base)
+            .expect("a scratch directory")
+    }
+}

@@ -82,7 +82,9 @@ pub fn retry_after(headers: &[(String, String)], now: SystemTime) -> Option<Dura
 }
 
 fn positive_secs(secs: f64) -> Option<Duration> {
-    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+    (0.0..1e9)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses an IMF-fixdate such as `Wed, 21 Oct 2015 07:28:00 GMT`.

@@ -479,7 +479,7 @@ mod tests {
     use crate::home::HomeSource;
 
     fn home() -> (tempfile::TempDir, Home) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::test_support::scratch();
         let home = Home::at(dir.path(), HomeSource::ClawftHome);
         (dir, home)
     }
