@@ -78,6 +78,7 @@ pub struct Server {
     tls: bool,
     log: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
+    accepting: thread::JoinHandle<()>,
 }
 
 /// Requests and connections seen per scenario, for the `flaky`/`drop` ones.
@@ -118,15 +119,21 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let server = Server {
-            addr,
-            tls: tls.is_some(),
-            log: log.clone(),
-            stop: stop.clone(),
-        };
         let counts = Arc::new(Mutex::new(Counts::default()));
-        thread::spawn(move || accept_loop(listener, tls, log, counts, stop));
-        server
+        let (log2, stop2, tls2) = (log.clone(), stop.clone(), tls.is_some());
+        let accepting = thread::spawn(move || accept_loop(listener, tls, log2, counts, stop2));
+        Server {
+            addr,
+            tls: tls2,
+            log,
+            stop,
+            accepting,
+        }
+    }
+
+    /// False once the server stopped (dropped, or idle too long).
+    pub fn is_running(&self) -> bool {
+        !self.accepting.is_finished()
     }
 
     pub fn addr(&self) -> SocketAddr {
