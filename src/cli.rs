@@ -8,7 +8,7 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::agent::{self, Notice, Turn, MAX_MESSAGE_BYTES};
 use crate::config::{Config, Settings};
@@ -154,7 +154,11 @@ fn parse_agent(args: &[&str]) -> Result<Command, Error> {
 
 /// Runs `weft` with the process's arguments, environment and stdio.
 pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy, so an argument that is not UTF-8 is an error message, not a panic.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let (result, in_turn) = match parse(&args) {
         Ok(command) => {
             let in_turn = matches!(command, Command::Agent { .. });
@@ -285,7 +289,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             let config = Config::load(&home)?;
             let settings = config.settings(None, env)?;
             let shown = show_config(&home, &config, &settings)?;
-            write_out(out, &format!("{}\n", pretty(&shown)))
+            write_out(out, &format!("{shown}\n"))
         }
     }
 }
@@ -312,8 +316,8 @@ fn turn(
                 delay,
                 cause,
             } => format!(
-                "retry {retry} of {max_retries} in {:.1} s: {cause}",
-                delay.as_secs_f32()
+                "retry {retry} of {max_retries} in {} s: {cause}",
+                seconds(delay)
             ),
         };
         let _ = writeln!(io::stderr(), "{line}");
@@ -366,72 +370,122 @@ fn skipped_line(key: &str, s: &Skipped) -> String {
     )
 }
 
+/// `weft status`.
+#[derive(Serialize)]
+struct Status {
+    name: &'static str,
+    version: &'static str,
+    platform: &'static str,
+    http: bool,
+    home: Option<String>,
+    home_source: Option<&'static str>,
+    config: ConfigState,
+}
+
+#[derive(Serialize)]
+struct ConfigState {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 fn status(out: &mut dyn Write) -> Result<(), Error> {
     let home = Home::discover(env);
-    let (home_dir, source, config) = match &home {
-        Ok(home) => {
-            let config = match Config::load(home).and_then(|c| c.settings(None, env)) {
-                Ok(s) => json!({"ok": true, "model": s.qualified_model()}),
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
-            };
-            (
-                json!(home.root().display().to_string()),
-                json!(home.source().describe()),
-                config,
-            )
-        }
-        Err(e) => (
-            Value::Null,
-            Value::Null,
-            json!({"ok": false, "error": e.to_string()}),
-        ),
+    let config = match home.as_ref().map_err(|e| e.to_string()).and_then(|h| {
+        Config::load(h)
+            .and_then(|c| c.settings(None, env))
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(s) => ConfigState {
+            ok: true,
+            model: Some(s.qualified_model()),
+            error: None,
+        },
+        Err(e) => ConfigState {
+            ok: false,
+            model: None,
+            error: Some(e),
+        },
     };
-    let status = json!({
-        "name": "clawft",
-        "version": env!("CARGO_PKG_VERSION"),
-        "platform": PLATFORM,
-        "http": crate::http::AVAILABLE,
-        "home": home_dir,
-        "home_source": source,
-        "config": config,
-    });
+    let status = Status {
+        name: "clawft",
+        version: env!("CARGO_PKG_VERSION"),
+        platform: PLATFORM,
+        http: crate::http::AVAILABLE,
+        home: home.as_ref().ok().map(|h| h.root().display().to_string()),
+        home_source: home.as_ref().ok().map(|h| h.source().describe()),
+        config,
+    };
     write_out(out, &format!("{}\n", pretty(&status)))
 }
 
-/// The effective configuration, with every secret replaced by where it came from.
-fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Value, Error> {
-    let path = home.config_file()?;
-    let p = &settings.provider;
-    let headers: serde_json::Map<String, Value> = p
-        .extra_headers
-        .iter()
-        .map(|(name, value)| {
+/// `weft config show`: the effective configuration, every secret replaced
+/// by where it came from.
+#[derive(Serialize)]
+struct Shown<'a> {
+    config_file: String,
+    config_file_exists: bool,
+    model: String,
+    max_tokens: u32,
+    temperature: Option<f32>,
+    system_prompt: Option<&'a str>,
+    memory_window: usize,
+    provider: ShownProvider<'a>,
+    configured_providers: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ShownProvider<'a> {
+    name: &'a str,
+    protocol: &'static str,
+    api_base: &'a str,
+    api_key: String,
+    extra_headers: HiddenHeaders<'a>,
+    timeout_secs: u64,
+    max_retries: u32,
+}
+
+/// Extra headers as a JSON object, credential values hidden.
+struct HiddenHeaders<'a>(&'a [(String, String)]);
+
+impl Serialize for HiddenHeaders<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, value)| {
             let shown = if looks_secret(name) {
                 "(hidden)"
             } else {
                 value
             };
-            (name.clone(), json!(shown))
-        })
-        .collect();
-    Ok(json!({
-        "config_file": path.display().to_string(),
-        "config_file_exists": path.exists(),
-        "model": settings.qualified_model(),
-        "max_tokens": settings.max_tokens,
-        "temperature": settings.temperature,
-        "system_prompt": settings.system_prompt,
-        "memory_window": settings.memory_window,
-        "provider": {
-            "name": p.name,
-            "protocol": p.protocol.name(),
-            "api_base": p.api_base,
-            "api_key": p.key_source.to_string(),
-            "extra_headers": headers,
-            "timeout_secs": p.timeout.as_secs(),
+            (name, shown)
+        }))
+    }
+}
+
+fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<String, Error> {
+    let path = home.config_file()?;
+    let p = &settings.provider;
+    let shown = Shown {
+        config_file: path.display().to_string(),
+        config_file_exists: path.exists(),
+        model: settings.qualified_model(),
+        max_tokens: settings.max_tokens,
+        temperature: settings.temperature,
+        system_prompt: settings.system_prompt.as_deref(),
+        memory_window: settings.memory_window,
+        provider: ShownProvider {
+            name: &p.name,
+            protocol: p.protocol.name(),
+            api_base: &p.api_base,
+            api_key: p.key_source.to_string(),
+            extra_headers: HiddenHeaders(&p.extra_headers),
+            timeout_secs: p.timeout.as_secs(),
+            max_retries: p.max_retries,
         },
-        "configured_providers": config.providers.keys().collect::<Vec<_>>(),
-    }))
+        configured_providers: config.providers.keys().map(String::as_str).collect(),
+    };
+    Ok(pretty(&shown))
 }
 
 /// Header names whose values are credentials.
@@ -442,8 +496,15 @@ fn looks_secret(name: &str) -> bool {
         .any(|w| name.contains(w))
 }
 
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).expect("JSON values always serialize")
+fn pretty(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("these values always serialize")
+}
+
+/// A duration as seconds with one decimal, without core's float formatting
+/// (which costs the wasm build ~20 KB).
+fn seconds(d: std::time::Duration) -> String {
+    let tenths = (d.as_millis() + 50) / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {

@@ -17,10 +17,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
-
 use crate::error::Error;
 use crate::home::Home;
+use crate::json::{self, Json, Member};
 use crate::provider::{builtin, Protocol};
 
 /// The model used when neither the config nor `--model` names one.
@@ -34,47 +33,34 @@ pub const MAX_RETRIES: u32 = 10;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The parsed `config.json`. Every field is optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Config {
-    #[serde(default)]
     pub agents: Agents,
-    #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Agents {
-    #[serde(default)]
     pub defaults: AgentDefaults,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct AgentDefaults {
-    #[serde(default, deserialize_with = "non_empty")]
     pub model: Option<String>,
-    #[serde(alias = "maxTokens")]
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
-    #[serde(default, alias = "systemPrompt", deserialize_with = "non_empty")]
     pub system_prompt: Option<String>,
-    #[serde(alias = "memoryWindow")]
     pub memory_window: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ProviderConfig {
-    #[serde(default, alias = "apiKey", deserialize_with = "non_empty_secret")]
     pub api_key: Option<Secret>,
-    #[serde(default, alias = "apiKeyEnv", deserialize_with = "non_empty")]
     pub api_key_env: Option<String>,
-    #[serde(default, alias = "apiBase", deserialize_with = "non_empty")]
     pub api_base: Option<String>,
-    #[serde(alias = "extraHeaders")]
     pub extra_headers: Option<BTreeMap<String, String>>,
-    #[serde(alias = "timeoutSecs")]
     pub timeout_secs: Option<u64>,
     /// Retries after a failed attempt (see [`crate::retry`]); 0 disables them.
-    #[serde(alias = "maxRetries")]
     pub max_retries: Option<u32>,
     /// Wire protocol of a provider clawft does not know: `openai` or `anthropic`.
     pub protocol: Option<Protocol>,
@@ -102,14 +88,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
-}
-
-fn non_empty_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(non_empty(d)?.map(Secret))
-}
-
 impl Config {
     /// Reads `<home>/config.json`; a missing file means all defaults.
     pub fn load(home: &Home) -> Result<Config, Error> {
@@ -122,14 +100,37 @@ impl Config {
         Config::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Parses config text; the error names the line and column.
+    /// Parses config text; every error names its line and column, and for
+    /// a value of the wrong type also the field, e.g. `line 3, column 18:
+    /// agents.defaults.maxTokens must be a whole number, not a string`.
     pub fn parse(text: &str) -> Result<Config, String> {
-        serde_json::from_str(text).map_err(|e| {
-            let what = e.to_string();
-            // serde_json appends " at line L column C"; lead with it instead.
-            let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
-            format!("line {}, column {}: {what}", e.line(), e.column())
-        })
+        let root = json::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+        let fields = Fields {
+            text: text.as_bytes(),
+        };
+        let mut config = Config::default();
+        let top = root
+            .as_object()
+            .ok_or("the file must hold one JSON object, { ... }")?;
+        for m in top {
+            match m.key.as_str() {
+                "agents" => {
+                    for m in fields.object(m, "agents")? {
+                        if m.key == "defaults" {
+                            config.agents.defaults = fields.defaults(m)?;
+                        }
+                    }
+                }
+                "providers" => {
+                    for p in fields.object(m, "providers")? {
+                        let provider = fields.provider(p)?;
+                        config.providers.insert(p.key.clone(), provider);
+                    }
+                }
+                _ => {} // other tools' sections (nanobot's channels, tools, ...)
+            }
+        }
+        Ok(config)
     }
 
     /// Turns the file plus `--model` and the environment into what one turn needs.
@@ -146,8 +147,10 @@ impl Config {
         let provider = self.provider(provider_name, env)?;
         if let Some(t) = defaults.temperature {
             if !(0.0..=2.0).contains(&t) {
+                // serde_json's number writer, not core's float formatting (size).
+                let shown = serde_json::to_string(&t).unwrap_or_default();
                 return Err(Error::Config(format!(
-                    "agents.defaults.temperature is {t}; use a value from 0 to 2"
+                    "agents.defaults.temperature is {shown}; use a value from 0 to 2"
                 )));
             }
         }
@@ -239,6 +242,114 @@ impl Config {
                 .unwrap_or(crate::retry::DEFAULT_MAX_RETRIES)
                 .min(MAX_RETRIES),
         })
+    }
+}
+
+/// Reads typed fields out of the parsed file; an error names the field's
+/// path (as the user spelled it) and where its value is.
+struct Fields<'t> {
+    text: &'t [u8],
+}
+
+impl Fields<'_> {
+    fn wrong(&self, m: &Member, path: &str, wanted: &str) -> String {
+        let (line, column) = json::position(self.text, m.offset);
+        format!(
+            "line {line}, column {column}: {path} must be {wanted}, not {}",
+            m.value.kind()
+        )
+    }
+
+    fn object<'j>(&self, m: &'j Member, path: &str) -> Result<&'j [Member], String> {
+        match &m.value {
+            Json::Null => Ok(&[]),
+            value => value
+                .as_object()
+                .ok_or_else(|| self.wrong(m, path, "an object")),
+        }
+    }
+
+    /// A string; null and blank count as not set (nanobot writes `""`).
+    fn text(&self, m: &Member, path: &str) -> Result<Option<String>, String> {
+        match &m.value {
+            Json::Null => Ok(None),
+            Json::String(s) if s.trim().is_empty() => Ok(None),
+            Json::String(s) => Ok(Some(s.clone())),
+            _ => Err(self.wrong(m, path, "a string")),
+        }
+    }
+
+    fn whole<T: TryFrom<u64>>(&self, m: &Member, path: &str) -> Result<Option<T>, String> {
+        if m.value.is_null() {
+            return Ok(None);
+        }
+        m.value
+            .as_u64()
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| self.wrong(m, path, "a whole number in range"))
+    }
+
+    fn defaults(&self, section: &Member) -> Result<AgentDefaults, String> {
+        let mut d = AgentDefaults::default();
+        for m in self.object(section, "agents.defaults")? {
+            let path = format!("agents.defaults.{}", m.key);
+            match m.key.as_str() {
+                "model" => d.model = self.text(m, &path)?,
+                "max_tokens" | "maxTokens" => d.max_tokens = self.whole(m, &path)?,
+                "memory_window" | "memoryWindow" => d.memory_window = self.whole(m, &path)?,
+                "system_prompt" | "systemPrompt" => d.system_prompt = self.text(m, &path)?,
+                "temperature" => {
+                    d.temperature = match &m.value {
+                        Json::Null => None,
+                        v => {
+                            Some(v.as_f64().ok_or_else(|| self.wrong(m, &path, "a number"))? as f32)
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(d)
+    }
+
+    fn provider(&self, section: &Member) -> Result<ProviderConfig, String> {
+        let mut p = ProviderConfig::default();
+        let name = &section.key;
+        for m in self.object(section, &format!("providers.{name}"))? {
+            let path = format!("providers.{name}.{}", m.key);
+            match m.key.as_str() {
+                "api_key" | "apiKey" => p.api_key = self.text(m, &path)?.map(Secret),
+                "api_key_env" | "apiKeyEnv" => p.api_key_env = self.text(m, &path)?,
+                "api_base" | "apiBase" => p.api_base = self.text(m, &path)?,
+                "timeout_secs" | "timeoutSecs" => p.timeout_secs = self.whole(m, &path)?,
+                "max_retries" | "maxRetries" => p.max_retries = self.whole(m, &path)?,
+                "extra_headers" | "extraHeaders" => {
+                    let mut headers = BTreeMap::new();
+                    for h in self.object(m, &path)? {
+                        let header_path = format!("{path}.{}", h.key);
+                        let value = match &h.value {
+                            Json::String(v) => v.clone(),
+                            _ => return Err(self.wrong(h, &header_path, "a string")),
+                        };
+                        headers.insert(h.key.clone(), value);
+                    }
+                    p.extra_headers = Some(headers);
+                }
+                "protocol" => {
+                    p.protocol = match self.text(m, &path)?.as_deref() {
+                        None => None,
+                        Some("openai" | "openai-compatible" | "openai_compatible") => {
+                            Some(Protocol::OpenAi)
+                        }
+                        Some("anthropic") => Some(Protocol::Anthropic),
+                        Some(_) => return Err(self.wrong(m, &path, "\"openai\" or \"anthropic\"")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
     }
 }
 
@@ -468,7 +579,16 @@ mod tests {
         let err = Config::parse("{\n  \"agents\": {,}\n}").unwrap_err();
         assert!(err.starts_with("line 2, column 14:"), "{err}");
         let err = Config::parse(r#"{"agents": {"defaults": {"maxTokens": "many"}}}"#).unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
+        assert_eq!(
+            err,
+            "line 1, column 39: agents.defaults.maxTokens must be a whole number in range, not a string"
+        );
+        let err = Config::parse("{\"providers\": {\"x\": {\"protocol\": \"grpc\"}}}").unwrap_err();
+        assert!(
+            err.contains("providers.x.protocol must be \"openai\" or \"anthropic\""),
+            "{err}"
+        );
+        assert!(Config::parse("[]").unwrap_err().contains("one JSON object"));
     }
 
     #[test]

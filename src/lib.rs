@@ -31,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod home;
 pub mod http;
+pub mod json;
 pub mod provider;
 pub mod retry;
 pub mod session;

@@ -43,13 +43,15 @@ pub fn delay(retry: u32, retry_after: Option<Duration>) -> Duration {
         _ => {
             let doubled = FIRST_BACKOFF.saturating_mul(1 << retry.saturating_sub(1).min(16));
             let full = doubled.min(MAX_BACKOFF);
-            full.mul_f64(1.0 - 0.25 * jitter())
+            // Up to a quarter shorter, at random.
+            full * (4000 - jitter_thousandths()) / 4000
         }
     }
 }
 
-/// A number in [0, 1) that differs from call to call and process to process.
-fn jitter() -> f64 {
+/// A number of thousandths in 0..1000 that differs from call to call and
+/// process to process (integer math: no float code in the wasm build).
+fn jitter_thousandths() -> u32 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -58,7 +60,7 @@ fn jitter() -> f64 {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    (x % 1000) as u32
 }
 
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` (seconds, or an HTTP
@@ -70,21 +72,34 @@ pub fn retry_after(headers: &[(String, String)], now: SystemTime) -> Option<Dura
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.trim())
     };
-    if let Some(ms) = find("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return positive_secs(ms / 1000.0);
+    if let Some(wait) = find("retry-after-ms").and_then(|v| decimal(v, Duration::from_millis(1))) {
+        return Some(wait);
     }
     let value = find("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return positive_secs(secs);
+    if let Some(wait) = decimal(value, Duration::from_secs(1)) {
+        return Some(wait);
     }
     let at = parse_http_date(value)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn positive_secs(secs: f64) -> Option<Duration> {
-    (0.0..1e9)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
+/// A non-negative decimal such as `7` or `1.5`, in `unit`s, read without
+/// floats (a float parser costs the wasm build ~8 KB of tables).
+fn decimal(text: &str, unit: Duration) -> Option<Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || whole.len() > 9 {
+        return None;
+    }
+    let mut nanos_of_unit = 0u64;
+    let mut place = 1_000_000_000u64;
+    for d in fraction.bytes().take(9) {
+        place /= 10;
+        nanos_of_unit += u64::from(d - b'0') * place;
+    }
+    let unit_nanos = u64::try_from(unit.as_nanos()).ok()?;
+    let part = Duration::from_nanos(nanos_of_unit * unit_nanos / 1_000_000_000);
+    unit.checked_mul(whole.parse().ok()?)?.checked_add(part)
 }
 
 /// Parses an IMF-fixdate such as `Wed, 21 Oct 2015 07:28:00 GMT`.
@@ -168,8 +183,9 @@ mod tests {
             (40, 8.0),
         ] {
             for _ in 0..20 {
-                let d = delay(retry, None).as_secs_f64();
-                assert!(d <= full && d >= full * 0.75, "retry {retry}: {d}");
+                let d = delay(retry, None).as_millis();
+                let full = (full * 1000.0) as u128;
+                assert!(d <= full && d >= full * 3 / 4, "retry {retry}: {d} ms");
             }
         }
     }
@@ -213,7 +229,15 @@ mod tests {
             retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]), now),
             Some(Duration::ZERO)
         );
-        for junk in ["soon", "-3", "NaN", "Wed, 32 Oct 2015 07:28:00 GMT", ""] {
+        for junk in [
+            "soon",
+            "-3",
+            "NaN",
+            "1e3",
+            ".5",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "",
+        ] {
             assert_eq!(
                 retry_after(&h(&[("retry-after", junk)]), now),
                 None,

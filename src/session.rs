@@ -11,10 +11,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Error;
 use crate::home::Home;
+use crate::json::{self, Json};
 
 /// The longest encoded session key (file names stay well under 255 bytes).
 pub const MAX_KEY_BYTES: usize = 200;
@@ -24,7 +25,7 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 const FORMAT: u32 = 1;
 
 /// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -41,12 +42,11 @@ impl Role {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
     /// RFC 3339 UTC; empty when a file written by another tool had none.
-    #[serde(default)]
     pub timestamp: String,
 }
 
@@ -78,23 +78,6 @@ pub struct Skipped {
     /// 1-based line number.
     pub line: usize,
     pub reason: String,
-}
-
-/// A line of the file: the metadata header or a message.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Record {
-    Metadata {
-        #[serde(rename = "_type")]
-        _kind: MetadataTag,
-    },
-    Message(Message),
-}
-
-#[derive(Deserialize)]
-enum MetadataTag {
-    #[serde(rename = "metadata")]
-    Metadata,
 }
 
 #[derive(Serialize)]
@@ -248,7 +231,7 @@ impl<'h> Sessions<'h> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io(dir.display(), e)),
         };
-        let mut found = Vec::new();
+        let mut found = std::collections::BTreeMap::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
             let name = entry.file_name();
@@ -266,14 +249,14 @@ impl<'h> Sessions<'h> {
                 .and_then(|m| m.modified())
                 .map(crate::time::rfc3339)
                 .unwrap_or_default();
-            found.push(Summary {
-                key,
+            let summary = Summary {
+                key: key.clone(),
                 messages,
                 updated,
-            });
+            };
+            found.insert(key, summary);
         }
-        found.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(found)
+        Ok(found.into_values().collect())
     }
 
     /// Deletes a session file.
@@ -327,17 +310,28 @@ impl Line {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        match serde_json::from_slice::<Record>(raw) {
-            Ok(Record::Message(m)) => Ok(Some(m)),
-            Ok(Record::Metadata { .. }) => Ok(None),
-            Err(_) if torn => Err(skip("truncated: the write of this line did not finish")),
-            Err(_) => Err(skip(
-                match serde_json::from_slice::<serde_json::Value>(raw) {
-                    Ok(_) => "not a user or assistant message",
-                    Err(_) => "not valid JSON",
-                },
-            )),
+        let record = match json::parse(raw) {
+            Ok(record) => record,
+            Err(_) if torn => return Err(skip("truncated: the write of this line did not finish")),
+            Err(_) => return Err(skip("not valid JSON")),
+        };
+        if record.get("_type").and_then(Json::as_str) == Some("metadata") {
+            return Ok(None);
         }
+        let role = match record.get("role").and_then(Json::as_str) {
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            _ => return Err(skip("not a user or assistant message")),
+        };
+        let Some(content) = record.get("content").and_then(Json::as_str) else {
+            return Err(skip("not a user or assistant message"));
+        };
+        let timestamp = record.get("timestamp").and_then(Json::as_str).unwrap_or("");
+        Ok(Some(Message {
+            role,
+            content: content.to_owned(),
+            timestamp: timestamp.to_owned(),
+        }))
     }
 }
 

@@ -97,7 +97,7 @@ impl ReadBody for NativeBody {
 
 fn map_error(err: ureq::Error, timeout: Duration) -> HttpError {
     use ureq::Error as E;
-    let secs = timeout.as_secs_f32();
+    let secs = timeout.as_secs();
     match err {
         E::Timeout(which) => {
             use ureq::Timeout as T;
@@ -144,7 +144,7 @@ fn map_io_error(err: io::Error, timeout: Duration) -> HttpError {
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HttpError::Timeout(format!(
             "waiting for the server (limit {} s)",
-            timeout.as_secs_f32()
+            timeout.as_secs()
         )),
         io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
             HttpError::Unavailable(format!("no route to the server: {err}"))

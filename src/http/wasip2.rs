@@ -20,7 +20,7 @@
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingBody, IncomingResponse, Method,
     OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::{InputStream, StreamError};
@@ -45,8 +45,16 @@ pub fn post(request: &Request) -> Result<Response, HttpError> {
         "content-length".into(),
         request.body.len().to_string().into_bytes(),
     ));
-    let headers = Fields::from_list(&fields)
-        .map_err(|e| HttpError::Transport(format!("the host refused a header: {e:?}")))?;
+    let headers = Fields::from_list(&fields).map_err(|e| {
+        HttpError::Transport(
+            match e {
+                HeaderError::Forbidden => "the host forbids one of the request headers",
+                HeaderError::InvalidSyntax => "a request header is not valid HTTP",
+                HeaderError::Immutable => "the host would not let the headers be set",
+            }
+            .into(),
+        )
+    })?;
 
     let outgoing = OutgoingRequest::new(headers);
     let scheme = if url.https {
@@ -176,7 +184,7 @@ struct Timeout(std::time::Duration);
 
 impl Timeout {
     fn map(self, code: ErrorCode) -> HttpError {
-        let limit = |what: &str| format!("{what} (limit {} s)", self.0.as_secs_f32());
+        let limit = |what: &str| format!("{what} (limit {} s)", self.0.as_secs());
         map_code(code, limit)
     }
 
@@ -204,7 +212,7 @@ impl Timeout {
         if lower.contains("timeout") || lower.contains("timed out") {
             HttpError::Timeout(format!(
                 "waiting for more of the reply (limit {} s between bytes)",
-                self.0.as_secs_f32()
+                self.0.as_secs()
             ))
         } else {
             HttpError::Transport(first.to_owned())
@@ -249,9 +257,39 @@ fn map_code(code: ErrorCode, limit: impl Fn(&str) -> String) -> HttpError {
             "host error: {}",
             detail.as_deref().unwrap_or("no detail")
         )),
-        other => {
-            let name = format!("{other:?}");
-            HttpError::Transport(name.trim_start_matches("ErrorCode::").to_owned())
+        // Worded by hand: the derived Debug of every code costs the
+        // component about 8 KB.
+        C::ConnectionLimitReached => HttpError::Transport("the host's connection limit".into()),
+        C::HttpRequestUriInvalid | C::HttpRequestUriTooLong | C::HttpRequestMethodInvalid => {
+            HttpError::InvalidUrl("the host refused the request's URL or method".into())
+        }
+        C::HttpRequestLengthRequired
+        | C::HttpRequestBodySize(_)
+        | C::HttpRequestHeaderSectionSize(_)
+        | C::HttpRequestHeaderSize(_)
+        | C::HttpRequestTrailerSectionSize(_)
+        | C::HttpRequestTrailerSize(_) => {
+            HttpError::Transport("the request is too large for the host or server".into())
+        }
+        C::HttpResponseIncomplete => {
+            HttpError::Transport("the server's response was cut short".into())
+        }
+        C::HttpResponseHeaderSectionSize(_)
+        | C::HttpResponseHeaderSize(_)
+        | C::HttpResponseBodySize(_)
+        | C::HttpResponseTrailerSectionSize(_)
+        | C::HttpResponseTrailerSize(_) => {
+            HttpError::Transport("the server's response is too large for the host".into())
+        }
+        C::HttpResponseTransferCoding(_)
+        | C::HttpResponseContentCoding(_)
+        | C::HttpUpgradeFailed
+        | C::HttpProtocolError => {
+            HttpError::Transport("the server sent a malformed HTTP response".into())
+        }
+        C::LoopDetected => HttpError::Transport("the host detected a request loop".into()),
+        C::ConfigurationError => {
+            HttpError::Unavailable("the WebAssembly host's HTTP is misconfigured".into())
         }
     }
 }

@@ -6,10 +6,11 @@
 //! `content_block_delta` (`text_delta`), the end is `message_stop`, and
 //! `error` reports a failure mid-stream (for example `overloaded_error`).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::StreamItem;
 use crate::config::{Secret, Settings};
+use crate::json::{self, Json};
 use crate::session::Message;
 use crate::sse::Event;
 
@@ -58,26 +59,17 @@ pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) ->
     }
 }
 
-#[derive(Deserialize)]
-struct Block {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: String,
-}
-
 /// The text of a complete (non-streamed) reply: its text blocks, joined.
 pub fn complete_text(body: &[u8]) -> Result<String, String> {
-    #[derive(Deserialize)]
-    struct Reply {
-        content: Vec<Block>,
-    }
-    let reply: Reply = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let texts: Vec<&str> = reply
-        .content
+    let reply = json::parse(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let blocks = reply
+        .get("content")
+        .and_then(Json::as_array)
+        .ok_or("the reply has no content")?;
+    let texts: Vec<&str> = blocks
         .iter()
-        .filter(|b| b.kind == "text")
-        .map(|b| b.text.as_str())
+        .filter(|b| b.get("type").and_then(Json::as_str) == Some("text"))
+        .filter_map(|b| b.get("text").and_then(Json::as_str))
         .collect();
     if texts.is_empty() {
         return Err("the reply has no text block".into());
@@ -87,38 +79,33 @@ pub fn complete_text(body: &[u8]) -> Result<String, String> {
 
 /// Interprets one SSE event.
 pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
-    #[derive(Deserialize)]
-    struct Delta {
-        // `message_delta` carries a delta without a type (stop reason only).
-        #[serde(rename = "type", default)]
-        kind: String,
-        #[serde(default)]
-        text: String,
-    }
-    #[derive(Deserialize)]
-    struct Data {
-        #[serde(rename = "type")]
-        kind: String,
-        delta: Option<Delta>,
-        content_block: Option<Block>,
-    }
     // The `type` inside the data is authoritative; the event name repeats it.
-    let data: Data = serde_json::from_str(&event.data)
+    let data = json::parse(event.data.as_bytes())
         .map_err(|e| format!("invalid JSON in '{}' event: {e}", event.name))?;
-    Ok(match data.kind.as_str() {
-        "content_block_delta" => match data.delta {
-            Some(d) if d.kind == "text_delta" && !d.text.is_empty() => StreamItem::Text(d.text),
+    fn kind(v: Option<&Json>) -> Option<&str> {
+        v?.get("type")?.as_str()
+    }
+    fn text(v: Option<&Json>) -> StreamItem {
+        match v.and_then(|v| v.get("text")).and_then(Json::as_str) {
+            Some(t) if !t.is_empty() => StreamItem::Text(t.to_owned()),
+            _ => StreamItem::Nothing,
+        }
+    }
+    Ok(match kind(Some(&data)) {
+        Some("content_block_delta") => match kind(data.get("delta")) {
+            Some("text_delta") => text(data.get("delta")),
             _ => StreamItem::Nothing, // thinking or tool-input deltas are not shown
         },
-        "content_block_start" => match data.content_block {
-            Some(b) if b.kind == "text" && !b.text.is_empty() => StreamItem::Text(b.text),
+        Some("content_block_start") => match kind(data.get("content_block")) {
+            Some("text") => text(data.get("content_block")),
             _ => StreamItem::Nothing,
         },
-        "message_stop" => StreamItem::Finished,
-        "error" => StreamItem::Failed(
+        Some("message_stop") => StreamItem::Finished,
+        Some("error") => StreamItem::Failed(
             super::error_message(event.data.as_bytes()).unwrap_or_else(|| event.data.clone()),
         ),
-        _ => StreamItem::Nothing, // message_start, message_delta, ping, block stops
+        Some(_) => StreamItem::Nothing, // message_start, message_delta, ping, block stops
+        None => return Err(format!("a '{}' event without a type", event.name)),
     })
 }
 

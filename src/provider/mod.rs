@@ -8,11 +8,10 @@
 pub mod anthropic;
 pub mod openai;
 
-use serde::Deserialize;
-
 use crate::config::{Provider, Secret, Settings};
 use crate::error::Error;
 use crate::http::{self, HttpError, Response};
+use crate::json::{self, Json};
 use crate::session::Message;
 use crate::sse::{Event, SseParser};
 
@@ -31,18 +30,13 @@ pub fn max_stream_events(max_tokens: u32) -> usize {
     10_000 + 8 * max_tokens as usize
 }
 
-/// How a provider expects to be spoken to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How a provider expects to be spoken to (`"protocol"` in the config:
+/// `openai`, also spelled `openai-compatible`, or `anthropic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// `POST {base}/chat/completions`, `Authorization: Bearer`.
-    #[serde(
-        rename = "openai",
-        alias = "openai-compatible",
-        alias = "openai_compatible"
-    )]
     OpenAi,
     /// `POST {base}/messages`, `x-api-key`, `anthropic-version`.
-    #[serde(rename = "anthropic")]
     Anthropic,
 }
 
@@ -316,27 +310,18 @@ fn status_error(provider: &Provider, mut response: Response) -> Error {
 /// (OpenAI, Anthropic), `{"error":".."}` (Ollama) or `{"message":..}`;
 /// otherwise a short plain-text body as is.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ErrorField {
-        Object { message: String },
-        Text(String),
-    }
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: Option<ErrorField>,
-        message: Option<String>,
-    }
-    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
-        let found = match parsed.error {
-            Some(ErrorField::Object { message }) | Some(ErrorField::Text(message)) => Some(message),
-            None => parsed.message,
-        };
-        return found.map(|m| shorten(m.trim()));
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    (!text.is_empty() && !text.starts_with('<')).then(|| shorten(text))
+    let Ok(parsed) = json::parse(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return (!text.is_empty() && !text.starts_with('<')).then(|| shorten(text));
+    };
+    let error = parsed.get("error");
+    let found = error
+        .and_then(|e| e.get("message"))
+        .or(error)
+        .or_else(|| parsed.get("message"))
+        .and_then(Json::as_str)?;
+    Some(shorten(found.trim()))
 }
 
 fn shorten(text: &str) -> String {

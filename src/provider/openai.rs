@@ -4,10 +4,11 @@
 //! streamed reply is SSE: `data: {chunk}` events whose
 //! `choices[0].delta.content` carries text, ended by `data: [DONE]`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::StreamItem;
 use crate::config::{Secret, Settings};
+use crate::json::{self, Json};
 use crate::session::Message;
 use crate::sse::Event;
 
@@ -64,37 +65,22 @@ pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) ->
     }
 }
 
-#[derive(Deserialize)]
-struct Completion {
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    #[serde(alias = "delta")]
-    message: Option<ReplyMessage>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ReplyMessage {
-    content: Option<String>,
-    refusal: Option<String>,
+/// The first choice's message (or, in a stream chunk, its delta).
+fn first_choice(reply: &Json) -> Option<&Json> {
+    reply.get("choices")?.as_array()?.first()
 }
 
 /// The text of a complete (non-streamed) reply.
 pub fn complete_text(body: &[u8]) -> Result<String, String> {
-    let completion: Completion =
-        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let message = completion
-        .choices
-        .into_iter()
-        .next()
-        .and_then(|c| c.message)
+    let reply = json::parse(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let message = first_choice(&reply)
+        .and_then(|c| c.get("message"))
         .ok_or("the reply has no choices")?;
     message
-        .content
-        .or(message.refusal)
+        .get("content")
+        .and_then(Json::as_str)
+        .or_else(|| message.get("refusal").and_then(Json::as_str))
+        .map(str::to_owned)
         .ok_or_else(|| "the reply has no text content".to_owned())
 }
 
@@ -104,25 +90,24 @@ pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
     if data == "[DONE]" {
         return Ok(StreamItem::Finished);
     }
-    #[derive(Deserialize)]
-    struct Chunk {
-        #[serde(default)]
-        choices: Vec<Choice>,
-        error: Option<serde_json::Value>,
-    }
-    let chunk: Chunk =
-        serde_json::from_str(data).map_err(|e| format!("invalid JSON in stream: {e}"))?;
-    if let Some(error) = chunk.error {
-        let message = super::error_message(format!("{{\"error\":{error}}}").as_bytes())
-            .unwrap_or_else(|| error.to_string());
+    let chunk = json::parse(data.as_bytes()).map_err(|e| format!("invalid JSON in stream: {e}"))?;
+    if chunk.get("error").is_some_and(|e| !e.is_null()) {
+        let message = super::error_message(data.as_bytes())
+            .unwrap_or_else(|| "an error without a message".to_owned());
         return Ok(StreamItem::Failed(message));
     }
-    let Some(choice) = chunk.choices.into_iter().next() else {
+    let Some(choice) = first_choice(&chunk) else {
         return Ok(StreamItem::Nothing); // e.g. the usage chunk
     };
-    let text = choice.message.and_then(|m| m.content).unwrap_or_default();
-    Ok(match (text.is_empty(), choice.finish_reason.is_some()) {
-        (false, _) => StreamItem::Text(text),
+    let text = choice
+        .get("delta")
+        .or_else(|| choice.get("message"))
+        .and_then(|d| d.get("content"))
+        .and_then(Json::as_str)
+        .unwrap_or("");
+    let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+    Ok(match (text.is_empty(), finished) {
+        (false, _) => StreamItem::Text(text.to_owned()),
         (true, true) => StreamItem::Finished,
         (true, false) => StreamItem::Nothing,
     })

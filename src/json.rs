@@ -1,0 +1,532 @@
+//! Reading JSON, by hand; writing stays with `serde_json`.
+//!
+//! Why: serde's deserializer machinery (generic visitors, one copy per field
+//! type, `Content` buffering for untagged enums) was measured at about 79 KB
+//! of the 430 KB wasm component for config, replies, session lines and error
+//! bodies together. This reader builds a small tree instead, keeps numbers
+//! as their text until a caller asks for one (so no float-parsing tables),
+//! records where each object member's value starts (so a config error can
+//! name its line and column), and refuses nesting deeper than 128 levels.
+//! `fuzz/fuzz_targets/json.rs` checks it against `serde_json`.
+
+use std::fmt;
+
+/// The deepest nesting accepted (serde_json's default limit too).
+pub const MAX_DEPTH: usize = 128;
+
+/// A JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    /// A number exactly as written; it matched the JSON number grammar.
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    /// Members in document order; a repeated key keeps every copy, and
+    /// [`Json::get`] finds the last, as most JSON readers do.
+    Object(Vec<Member>),
+}
+
+/// One `"key": value` of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub key: String,
+    pub value: Json,
+    /// Byte offset of the value in the text (see [`position`]).
+    pub offset: usize,
+}
+
+/// Why text is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub reason: &'static str,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in bytes.
+    pub column: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.reason
+        )
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// The 1-based line and column of byte `offset` in `text`.
+pub fn position(text: &[u8], offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, offset - line_start + 1)
+}
+
+/// Parses one JSON value; only whitespace may follow it.
+pub fn parse(text: &[u8]) -> Result<Json, JsonError> {
+    let mut parser = Parser { text, at: 0 };
+    parser.skip_space();
+    let value = parser.value(0)?;
+    parser.skip_space();
+    if parser.at < text.len() {
+        return Err(parser.fail("unexpected characters after the value"));
+    }
+    Ok(value)
+}
+
+impl Json {
+    /// The member `key` of an object (the last, if it repeats).
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.member(key).map(|m| &m.value)
+    }
+
+    /// The member `key` of an object, with its position.
+    pub fn member(&self, key: &str) -> Option<&Member> {
+        match self {
+            Json::Object(members) => members.iter().rev().find(|m| m.key == key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&[Member]> {
+        match self {
+            Json::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    /// A non-negative whole number written without fraction or exponent.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Any number, as the nearest `f64` this simple conversion gives: exact
+    /// for the short decimals a config holds (0.7, 1e-3), without pulling in
+    /// a full float parser.
+    pub fn as_f64(&self) -> Option<f64> {
+        let Json::Number(text) = self else {
+            return None;
+        };
+        let (negative, text) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut digits: u64 = 0;
+        let mut scale = exponent;
+        for (i, b) in whole.bytes().chain(fraction.bytes()).enumerate() {
+            if digits < 1 << 53 {
+                digits = digits * 10 + u64::from(b - b'0');
+                if i >= whole.len() {
+                    scale -= 1;
+                }
+            } else if i < whole.len() {
+                scale += 1; // digits past f64's precision still count in the integer part
+            }
+        }
+        let value = digits as f64 * 10f64.powi(scale);
+        Some(if negative { -value } else { value })
+    }
+
+    /// What kind of value this is, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "true or false",
+            Json::Number(_) => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
+}
+
+struct Parser<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn fail(&self, reason: &'static str) -> JsonError {
+        let (line, column) = position(self.text, self.at);
+        JsonError {
+            reason,
+            line,
+            column,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, reason: &'static str) -> Result<(), JsonError> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.fail(reason))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
+        match self.peek() {
+            None => Err(self.fail("the text ends where a value should be")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(Json::String),
+            Some(b't') => self.word(b"true", Json::Bool(true)),
+            Some(b'f') => self.word(b"false", Json::Bool(false)),
+            Some(b'n') => self.word(b"null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.fail("expected a value")),
+        }
+    }
+
+    fn word(&mut self, word: &[u8], value: Json) -> Result<Json, JsonError> {
+        if self.text[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.fail("expected a value"))
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.fail("nested more than 128 levels deep"));
+        }
+        self.at += 1; // {
+        let mut members = Vec::new();
+        self.skip_space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Json::Object(members));
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.fail("expected a key in double quotes"));
+            }
+            let key = self.string()?;
+            self.skip_space();
+            self.expect(b':', "expected ':' after the key")?;
+            self.skip_space();
+            let offset = self.at;
+            let value = self.value(depth)?;
+            members.push(Member { key, value, offset });
+            self.skip_space();
+            match self.peek() {
+                Some(b',') => {
+                    self.at += 1;
+                    self.skip_space();
+                }
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Json::Object(members));
+                }
+                _ => return Err(self.fail("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.fail("nested more than 128 levels deep"));
+        }
+        self.at += 1; // [
+        let mut items = Vec::new();
+        self.skip_space();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Json::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_space();
+            match self.peek() {
+                Some(b',') => {
+                    self.at += 1;
+                    self.skip_space();
+                }
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                _ => return Err(self.fail("expected ',' or ']'")),
+            }
+        }
+    }
+
+    /// A string, from its opening quote; escapes decoded, UTF-8 checked.
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.at += 1; // "
+        let mut out = Vec::new();
+        loop {
+            let run_start = self.at;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            out.extend_from_slice(&self.text[run_start..self.at]);
+            match self.peek() {
+                None => return Err(self.fail("the text ends inside a string")),
+                Some(b'"') => {
+                    self.at += 1;
+                    return String::from_utf8(out).map_err(|_| {
+                        self.at = run_start;
+                        self.fail("a string is not valid UTF-8")
+                    });
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    self.escape(&mut out)?;
+                }
+                Some(_) => return Err(self.fail("a control character inside a string")),
+            }
+        }
+    }
+
+    fn escape(&mut self, out: &mut Vec<u8>) -> Result<(), JsonError> {
+        let byte = match self.peek() {
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'/') => b'/',
+            Some(b'b') => 0x08,
+            Some(b'f') => 0x0c,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            Some(b'u') => {
+                self.at += 1;
+                let first = self.hex4()?;
+                let code = match first {
+                    0xd800..=0xdbff => {
+                        if !self.text[self.at..].starts_with(b"\\u") {
+                            return Err(self.fail("a lone surrogate in a \\u escape"));
+                        }
+                        self.at += 2;
+                        let second = self.hex4()?;
+                        if !(0xdc00..=0xdfff).contains(&second) {
+                            return Err(self.fail("a lone surrogate in a \\u escape"));
+                        }
+                        0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+                    }
+                    0xdc00..=0xdfff => return Err(self.fail("a lone surrogate in a \\u escape")),
+                    _ => first,
+                };
+                let c = char::from_u32(code).expect("surrogates were handled above");
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                return Ok(());
+            }
+            _ => return Err(self.fail("an unknown escape in a string")),
+        };
+        self.at += 1;
+        out.push(byte);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .text
+            .get(self.at..self.at + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+            .ok_or_else(|| self.fail("expected four hex digits after \\u"))?;
+        let value = digits.iter().fold(0, |n, &d| {
+            n * 16 + (d as char).to_digit(16).expect("checked")
+        });
+        self.at += 4;
+        Ok(value)
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<Json, JsonError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.fail("a '-' without digits")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.fail("a number needs digits after '.'"));
+            }
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.fail("a number needs digits in its exponent"));
+            }
+            self.digits();
+        }
+        let text = std::str::from_utf8(&self.text[start..self.at]).expect("ASCII digits");
+        Ok(Json::Number(text.to_owned()))
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Json {
+        parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn err(text: &str) -> JsonError {
+        parse(text.as_bytes()).expect_err(text)
+    }
+
+    #[test]
+    fn values_of_every_kind() {
+        let v = ok(r#" {"a": [1, -2.5e3, true, false, null], "b": {"c": "d"}, "a": "last"} "#);
+        assert_eq!(v.get("a").and_then(Json::as_str), Some("last"));
+        assert_eq!(
+            v.get("b").and_then(|b| b.get("c")).and_then(Json::as_str),
+            Some("d")
+        );
+        let Json::Object(members) = &v else { panic!() };
+        let first = members[0].value.as_array().unwrap();
+        assert_eq!(first[0].as_u64(), Some(1));
+        assert_eq!(first[1].as_f64(), Some(-2500.0));
+        assert_eq!(first[2].as_bool(), Some(true));
+        assert!(first[4].is_null());
+        assert_eq!(ok("[]"), Json::Array(vec![]));
+        assert_eq!(ok("{}"), Json::Object(vec![]));
+        assert_eq!(ok("0"), Json::Number("0".into()));
+    }
+
+    #[test]
+    fn strings_decode_every_escape() {
+        let v = ok(r#""q\" b\\ s\/ \b\f\n\r\t \u00e9 \ud83d\ude00 日本""#);
+        assert_eq!(v.as_str(), Some("q\" b\\ s/ \u{8}\u{c}\n\r\t é 😀 日本"));
+    }
+
+    #[test]
+    fn numbers_read_as_asked() {
+        assert_eq!(ok("4096").as_u64(), Some(4096));
+        assert_eq!(ok("1.0").as_u64(), None);
+        assert_eq!(ok("-1").as_u64(), None);
+        assert_eq!(ok("99999999999999999999999").as_u64(), None);
+        for (text, expected) in [("0.7", 0.7), ("2", 2.0), ("1e-3", 0.001), ("-0.25E1", -2.5)] {
+            let got = ok(text).as_f64().unwrap();
+            assert!((got - expected).abs() < 1e-12, "{text}: {got}");
+        }
+        assert_eq!(ok("\"7\"").as_f64(), None);
+    }
+
+    #[test]
+    fn broken_text_is_refused_with_its_position() {
+        for (text, reason) in [
+            ("", "the text ends where a value should be"),
+            ("{", "expected a key in double quotes"),
+            ("{\"a\" 1}", "expected ':' after the key"),
+            ("{\"a\":1,}", "expected a key in double quotes"),
+            ("[1,]", "expected a value"),
+            ("[1 2]", "expected ',' or ']'"),
+            ("01", "unexpected characters after the value"),
+            ("1.", "a number needs digits after '.'"),
+            ("-", "a '-' without digits"),
+            ("1e+", "a number needs digits in its exponent"),
+            ("tru", "expected a value"),
+            ("\"abc", "the text ends inside a string"),
+            ("\"a\nb\"", "a control character inside a string"),
+            ("\"\\x\"", "an unknown escape in a string"),
+            ("\"\\u12\"", "expected four hex digits after \\u"),
+            ("\"\\ud800\"", "a lone surrogate in a \\u escape"),
+            ("\"\\udc00\"", "a lone surrogate in a \\u escape"),
+            ("\u{feff}{}", "expected a value"),
+        ] {
+            assert_eq!(err(text).reason, reason, "{text:?}");
+        }
+        assert_eq!(
+            parse(b"\"\xff\"").unwrap_err().reason,
+            "a string is not valid UTF-8"
+        );
+        let e = err("{\n  \"agents\": {,}\n}");
+        assert_eq!((e.line, e.column), (2, 14));
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 14: expected a key in double quotes"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(deep(MAX_DEPTH).as_bytes()).is_ok());
+        assert_eq!(
+            parse(deep(MAX_DEPTH + 1).as_bytes()).unwrap_err().reason,
+            "nested more than 128 levels deep"
+        );
+        assert!(parse(deep(100_000).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn members_know_where_their_values_are() {
+        let text = b"{\n  \"max\": \"many\"\n}";
+        let v = parse(text).unwrap();
+        let m = v.member("max").unwrap();
+        assert_eq!(position(text, m.offset), (2, 10));
+    }
+}
