@@ -8,12 +8,11 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use serde::Serialize;
-
 use crate::agent::{self, Notice, Turn, MAX_MESSAGE_BYTES};
 use crate::config::{Config, Settings};
 use crate::error::Error;
 use crate::home::Home;
+use crate::json::{object, Json, Member};
 use crate::session::{Sessions, Skipped};
 
 /// The session used when `-s` is not given.
@@ -370,27 +369,8 @@ fn skipped_line(key: &str, s: &Skipped) -> String {
     )
 }
 
-/// `weft status`.
-#[derive(Serialize)]
-struct Status {
-    name: &'static str,
-    version: &'static str,
-    platform: &'static str,
-    http: bool,
-    home: Option<String>,
-    home_source: Option<&'static str>,
-    config: ConfigState,
-}
-
-#[derive(Serialize)]
-struct ConfigState {
-    ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
+/// `weft status`: version, platform, HTTP, home and whether the config
+/// resolves, as JSON.
 fn status(out: &mut dyn Write) -> Result<(), Error> {
     let home = Home::discover(env);
     let config = match home.as_ref().map_err(|e| e.to_string()).and_then(|h| {
@@ -398,94 +378,75 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
             .and_then(|c| c.settings(None, env))
             .map_err(|e| e.to_string())
     }) {
-        Ok(s) => ConfigState {
-            ok: true,
-            model: Some(s.qualified_model()),
-            error: None,
-        },
-        Err(e) => ConfigState {
-            ok: false,
-            model: None,
-            error: Some(e),
-        },
+        Ok(s) => object([("ok", true.into()), ("model", s.qualified_model().into())]),
+        Err(e) => object([("ok", false.into()), ("error", e.into())]),
     };
-    let status = Status {
-        name: "clawft",
-        version: env!("CARGO_PKG_VERSION"),
-        platform: PLATFORM,
-        http: crate::http::AVAILABLE,
-        home: home.as_ref().ok().map(|h| h.root().display().to_string()),
-        home_source: home.as_ref().ok().map(|h| h.source().describe()),
-        config,
-    };
-    write_out(out, &format!("{}\n", pretty(&status)))
+    let status = object([
+        ("name", "clawft".into()),
+        ("version", env!("CARGO_PKG_VERSION").into()),
+        ("platform", PLATFORM.into()),
+        ("http", crate::http::AVAILABLE.into()),
+        (
+            "home",
+            home.as_ref()
+                .ok()
+                .map(|h| h.root().display().to_string())
+                .into(),
+        ),
+        (
+            "home_source",
+            home.as_ref().ok().map(|h| h.source().describe()).into(),
+        ),
+        ("config", config),
+    ]);
+    write_out(out, &format!("{}\n", status.to_pretty_text()))
 }
 
 /// `weft config show`: the effective configuration, every secret replaced
 /// by where it came from.
-#[derive(Serialize)]
-struct Shown<'a> {
-    config_file: String,
-    config_file_exists: bool,
-    model: String,
-    max_tokens: u32,
-    temperature: Option<f32>,
-    system_prompt: Option<&'a str>,
-    memory_window: usize,
-    provider: ShownProvider<'a>,
-    configured_providers: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct ShownProvider<'a> {
-    name: &'a str,
-    protocol: &'static str,
-    api_base: &'a str,
-    api_key: String,
-    extra_headers: HiddenHeaders<'a>,
-    timeout_secs: u64,
-    max_retries: u32,
-}
-
-/// Extra headers as a JSON object, credential values hidden.
-struct HiddenHeaders<'a>(&'a [(String, String)]);
-
-impl Serialize for HiddenHeaders<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(name, value)| {
+fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<String, Error> {
+    let path = home.config_file()?;
+    let p = &settings.provider;
+    let headers = p
+        .extra_headers
+        .iter()
+        .map(|(name, value)| {
             let shown = if looks_secret(name) {
                 "(hidden)"
             } else {
                 value
             };
-            (name, shown)
-        }))
-    }
-}
-
-fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<String, Error> {
-    let path = home.config_file()?;
-    let p = &settings.provider;
-    let shown = Shown {
-        config_file: path.display().to_string(),
-        config_file_exists: path.exists(),
-        model: settings.qualified_model(),
-        max_tokens: settings.max_tokens,
-        temperature: settings.temperature,
-        system_prompt: settings.system_prompt.as_deref(),
-        memory_window: settings.memory_window,
-        provider: ShownProvider {
-            name: &p.name,
-            protocol: p.protocol.name(),
-            api_base: &p.api_base,
-            api_key: p.key_source.to_string(),
-            extra_headers: HiddenHeaders(&p.extra_headers),
-            timeout_secs: p.timeout.as_secs(),
-            max_retries: p.max_retries,
-        },
-        configured_providers: config.providers.keys().map(String::as_str).collect(),
-    };
-    Ok(pretty(&shown))
+            Member::new(name, shown)
+        })
+        .collect();
+    let provider = object([
+        ("name", p.name.as_str().into()),
+        ("protocol", p.protocol.name().into()),
+        ("api_base", p.api_base.as_str().into()),
+        ("api_key", p.key_source.to_string().into()),
+        ("extra_headers", Json::Object(headers)),
+        ("timeout_secs", p.timeout.as_secs().into()),
+        ("max_retries", u64::from(p.max_retries).into()),
+    ]);
+    let configured: Vec<Json> = config.providers.keys().map(|k| k.as_str().into()).collect();
+    let shown = object([
+        ("config_file", path.display().to_string().into()),
+        ("config_file_exists", path.exists().into()),
+        ("model", settings.qualified_model().into()),
+        ("max_tokens", u64::from(settings.max_tokens).into()),
+        (
+            "temperature",
+            match &settings.temperature {
+                Some(t) => Json::Number(t.as_str().to_owned()),
+                None => Json::Null,
+            },
+        ),
+        ("system_prompt", settings.system_prompt.as_deref().into()),
+        ("memory_window", (settings.memory_window as u64).into()),
+        ("provider", provider),
+        ("configured_providers", configured.into()),
+    ]);
+    Ok(shown.to_pretty_text())
 }
 
 /// Header names whose values are credentials.
@@ -494,10 +455,6 @@ fn looks_secret(name: &str) -> bool {
     ["auth", "key", "token", "secret", "cookie", "password"]
         .iter()
         .any(|w| name.contains(w))
-}
-
-fn pretty(value: &impl Serialize) -> String {
-    serde_json::to_string_pretty(value).expect("these values always serialize")
 }
 
 /// A duration as seconds with one decimal, without core's float formatting

@@ -48,9 +48,26 @@ pub struct Agents {
 pub struct AgentDefaults {
     pub model: Option<String>,
     pub max_tokens: Option<u32>,
-    pub temperature: Option<f32>,
+    pub temperature: Option<Temperature>,
     pub system_prompt: Option<String>,
     pub memory_window: Option<usize>,
+}
+
+/// A sampling temperature, kept as the decimal text the user wrote: it is
+/// sent exactly as written, and the build needs no float formatting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Temperature(String);
+
+impl Temperature {
+    /// The number as written, e.g. `0.7`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its value, for range checks.
+    pub fn value(&self) -> f64 {
+        json::number_value(&self.0).unwrap_or(f64::NAN)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -145,12 +162,11 @@ impl Config {
             .unwrap_or(DEFAULT_MODEL);
         let (provider_name, model_name) = split_model(model)?;
         let provider = self.provider(provider_name, env)?;
-        if let Some(t) = defaults.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                // serde_json's number writer, not core's float formatting (size).
-                let shown = serde_json::to_string(&t).unwrap_or_default();
+        if let Some(t) = &defaults.temperature {
+            if !(0.0..=2.0).contains(&t.value()) {
                 return Err(Error::Config(format!(
-                    "agents.defaults.temperature is {shown}; use a value from 0 to 2"
+                    "agents.defaults.temperature is {}; use a value from 0 to 2",
+                    t.as_str()
                 )));
             }
         }
@@ -158,7 +174,7 @@ impl Config {
             provider,
             model: model_name.to_owned(),
             max_tokens: defaults.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1),
-            temperature: defaults.temperature,
+            temperature: defaults.temperature.clone(),
             system_prompt: defaults.system_prompt.clone(),
             memory_window: defaults.memory_window.unwrap_or(DEFAULT_MEMORY_WINDOW),
         })
@@ -302,9 +318,8 @@ impl Fields<'_> {
                 "temperature" => {
                     d.temperature = match &m.value {
                         Json::Null => None,
-                        v => {
-                            Some(v.as_f64().ok_or_else(|| self.wrong(m, &path, "a number"))? as f32)
-                        }
+                        Json::Number(text) => Some(Temperature(text.clone())),
+                        _ => return Err(self.wrong(m, &path, "a number")),
                     }
                 }
                 _ => {}
@@ -394,7 +409,7 @@ pub struct Settings {
     /// The model name as the provider knows it (prefix stripped).
     pub model: String,
     pub max_tokens: u32,
-    pub temperature: Option<f32>,
+    pub temperature: Option<Temperature>,
     pub system_prompt: Option<String>,
     /// How many past messages go with each request.
     pub memory_window: usize,
@@ -510,7 +525,7 @@ mod tests {
         assert_eq!(s.model, "anthropic/claude-3.5-sonnet");
         assert_eq!(s.provider.api_base, "https://openrouter.ai/api/v1");
         assert_eq!(s.max_tokens, 512);
-        assert_eq!(s.temperature, Some(0.2));
+        assert_eq!(s.temperature.as_ref().map(Temperature::as_str), Some("0.2"));
         assert_eq!(s.memory_window, 8);
         assert_eq!(s.system_prompt.as_deref(), Some("Be brief."));
         assert_eq!(s.provider.key_source, KeySource::Config);

@@ -1,13 +1,14 @@
-//! Reading JSON, by hand; writing stays with `serde_json`.
+//! JSON, read and written by hand.
 //!
-//! Why: serde's deserializer machinery (generic visitors, one copy per field
-//! type, `Content` buffering for untagged enums) was measured at about 79 KB
-//! of the 430 KB wasm component for config, replies, session lines and error
-//! bodies together. This reader builds a small tree instead, keeps numbers
-//! as their text until a caller asks for one (so no float-parsing tables),
-//! records where each object member's value starts (so a config error can
-//! name its line and column), and refuses nesting deeper than 128 levels.
-//! `fuzz/fuzz_targets/json.rs` checks it against `serde_json`.
+//! Why not serde: its deserializer machinery (generic visitors, one copy per
+//! field type, `Content` buffering for untagged enums) was measured at about
+//! 79 KB of the 430 KB wasm component, and serde_json's writer, compact and
+//! pretty, another ~9 KB gzipped. clawft needs one small tree instead:
+//! numbers stay as their text (no float parsing or formatting tables),
+//! members remember where their values start (so a config error can name its
+//! line and column), and nesting is refused past 128 levels.
+//! `fuzz/fuzz_targets/json.rs` checks reading against `serde_json` and that
+//! what is written reads back the same.
 
 use std::fmt;
 
@@ -28,13 +29,79 @@ pub enum Json {
     Object(Vec<Member>),
 }
 
-/// One `"key": value` of an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `"key": value` of an object. Equality ignores `offset`: where a
+/// value stood in some text is not part of the value.
+#[derive(Debug, Clone)]
 pub struct Member {
     pub key: String,
     pub value: Json,
-    /// Byte offset of the value in the text (see [`position`]).
+    /// Byte offset of the value in the text it was read from (see
+    /// [`position`]); 0 for members built in code.
     pub offset: usize,
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Member) -> bool {
+        self.key == other.key && self.value == other.value
+    }
+}
+
+impl Eq for Member {}
+
+impl Member {
+    pub fn new(key: &str, value: impl Into<Json>) -> Member {
+        Member {
+            key: key.to_owned(),
+            value: value.into(),
+            offset: 0,
+        }
+    }
+}
+
+/// Builds an object from `(key, value)` pairs, in order.
+pub fn object<const N: usize>(members: [(&str, Json); N]) -> Json {
+    Json::Object(
+        members
+            .into_iter()
+            .map(|(k, v)| Member::new(k, v))
+            .collect(),
+    )
+}
+
+impl From<&str> for Json {
+    fn from(s: &str) -> Json {
+        Json::String(s.to_owned())
+    }
+}
+
+impl From<String> for Json {
+    fn from(s: String) -> Json {
+        Json::String(s)
+    }
+}
+
+impl From<bool> for Json {
+    fn from(b: bool) -> Json {
+        Json::Bool(b)
+    }
+}
+
+impl From<u64> for Json {
+    fn from(n: u64) -> Json {
+        Json::Number(n.to_string())
+    }
+}
+
+impl<T: Into<Json>> From<Option<T>> for Json {
+    fn from(value: Option<T>) -> Json {
+        value.map_or(Json::Null, Into::into)
+    }
+}
+
+impl From<Vec<Json>> for Json {
+    fn from(items: Vec<Json>) -> Json {
+        Json::Array(items)
+    }
 }
 
 /// Why text is not JSON, and where.
@@ -136,36 +203,76 @@ impl Json {
         }
     }
 
-    /// Any number, as the nearest `f64` this simple conversion gives: exact
-    /// for the short decimals a config holds (0.7, 1e-3), without pulling in
-    /// a full float parser.
+    /// Any number, as [`number_value`] reads it.
     pub fn as_f64(&self) -> Option<f64> {
-        let Json::Number(text) = self else {
-            return None;
+        match self {
+            Json::Number(text) => number_value(text),
+            _ => None,
+        }
+    }
+
+    /// Compact JSON text: a request body, a session line.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, None);
+        out
+    }
+
+    /// JSON text indented by two spaces, for people to read.
+    pub fn to_pretty_text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, Some(0));
+        out
+    }
+
+    /// Writes the value; `indent` is the current depth when pretty.
+    fn write(&self, out: &mut String, indent: Option<usize>) {
+        let newline = |out: &mut String, depth: usize| {
+            out.push('\n');
+            (0..depth).for_each(|_| out.push_str("  "));
         };
-        let (negative, text) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.as_str()),
-        };
-        let (mantissa, exponent) = match text.find(['e', 'E']) {
-            Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
-            None => (text, 0),
-        };
-        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let mut digits: u64 = 0;
-        let mut scale = exponent;
-        for (i, b) in whole.bytes().chain(fraction.bytes()).enumerate() {
-            if digits < 1 << 53 {
-                digits = digits * 10 + u64::from(b - b'0');
-                if i >= whole.len() {
-                    scale -= 1;
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(text) => out.push_str(text),
+            Json::String(s) => write_string(out, s),
+            Json::Array(items) if items.is_empty() => out.push_str("[]"),
+            Json::Object(members) if members.is_empty() => out.push_str("{}"),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if let Some(depth) = indent {
+                        newline(out, depth + 1);
+                    }
+                    item.write(out, indent.map(|d| d + 1));
                 }
-            } else if i < whole.len() {
-                scale += 1; // digits past f64's precision still count in the integer part
+                if let Some(depth) = indent {
+                    newline(out, depth);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, m) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if let Some(depth) = indent {
+                        newline(out, depth + 1);
+                    }
+                    write_string(out, &m.key);
+                    out.push_str(if indent.is_some() { ": " } else { ":" });
+                    m.value.write(out, indent.map(|d| d + 1));
+                }
+                if let Some(depth) = indent {
+                    newline(out, depth);
+                }
+                out.push('}');
             }
         }
-        let value = digits as f64 * 10f64.powi(scale);
-        Some(if negative { -value } else { value })
     }
 
     /// What kind of value this is, for error messages.
@@ -179,6 +286,67 @@ impl Json {
             Json::Object(_) => "an object",
         }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters
+/// escaped, everything else (all of Unicode) as it is.
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let n = u32::from(c) as usize;
+                out.push_str("\\u00");
+                out.push(HEX[n >> 4] as char);
+                out.push(HEX[n & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The value of JSON number text (already checked against the grammar) as
+/// the nearest `f64` this simple conversion gives: exact for the short
+/// decimals a config holds (0.7, 1e-3), without a full float parser.
+pub fn number_value(text: &str) -> Option<f64> {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut digits: u64 = 0;
+    let mut scale = exponent;
+    for (i, b) in whole.bytes().chain(fraction.bytes()).enumerate() {
+        if digits < 1 << 53 {
+            digits = digits * 10 + u64::from(b - b'0');
+            if i >= whole.len() {
+                scale -= 1;
+            }
+        } else if i < whole.len() {
+            scale += 1; // digits past f64's precision still count in the integer part
+        }
+    }
+    let value = digits as f64 * 10f64.powi(scale);
+    Some(if negative { -value } else { value })
 }
 
 struct Parser<'a> {
@@ -520,6 +688,42 @@ mod tests {
             "nested more than 128 levels deep"
         );
         assert!(parse(deep(100_000).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let value = object([
+            ("s", "quote \" slash \\ nl \n tab \t bell \u{7} é 😀".into()),
+            ("n", Json::Number("-1.5e3".into())),
+            ("b", true.into()),
+            ("none", None::<String>.into()),
+            (
+                "list",
+                vec![Json::from(7u64), object([]), Json::Array(vec![])].into(),
+            ),
+        ]);
+        let compact = value.to_text();
+        assert_eq!(
+            compact,
+            r#"{"s":"quote \" slash \\ nl \n tab \t bell \u0007 é 😀","n":-1.5e3,"b":true,"none":null,"list":[7,{},[]]}"#
+        );
+        assert_eq!(parse(compact.as_bytes()).unwrap(), value);
+        let pretty = value.to_pretty_text();
+        assert!(pretty.starts_with("{\n  \"s\": \"quote"), "{pretty}");
+        assert!(
+            pretty.contains("\"list\": [\n    7,\n    {},\n    []\n  ]\n}"),
+            "{pretty}"
+        );
+        assert_eq!(parse(pretty.as_bytes()).unwrap(), value);
+    }
+
+    #[test]
+    fn numbers_past_f64_range_keep_their_text() {
+        // Found by fuzzing: serde_json refuses these, we keep them as written.
+        let v = ok("2e514");
+        assert_eq!(v.to_text(), "2e514");
+        assert_eq!(v.as_f64(), Some(f64::INFINITY));
+        assert_eq!(v.as_u64(), None);
     }
 
     #[test]

@@ -11,22 +11,19 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use crate::error::Error;
 use crate::home::Home;
-use crate::json::{self, Json};
+use crate::json::{self, object, Json};
 
 /// The longest encoded session key (file names stay well under 255 bytes).
 pub const MAX_KEY_BYTES: usize = 200;
 /// A line longer than this is skipped rather than parsed.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// The format version written in the metadata line.
-const FORMAT: u32 = 1;
+const FORMAT: u64 = 1;
 
 /// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
     Assistant,
@@ -42,7 +39,7 @@ impl Role {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,
     pub content: String,
@@ -51,6 +48,16 @@ pub struct Message {
 }
 
 impl Message {
+    /// The message as one line of a session file (without the newline).
+    pub fn to_line(&self) -> String {
+        object([
+            ("role", self.role.name().into()),
+            ("content", self.content.as_str().into()),
+            ("timestamp", self.timestamp.as_str().into()),
+        ])
+        .to_text()
+    }
+
     /// A message stamped with the current time.
     pub fn new(role: Role, content: impl Into<String>) -> Message {
         Message {
@@ -78,15 +85,6 @@ pub struct Skipped {
     /// 1-based line number.
     pub line: usize,
     pub reason: String,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    #[serde(rename = "_type")]
-    kind: &'static str,
-    key: &'a str,
-    created_at: String,
-    format: u32,
 }
 
 /// One line of `weft sessions list`.
@@ -182,7 +180,7 @@ impl<'h> Sessions<'h> {
         let shown = path.display();
         let mut lines = Vec::new();
         for message in messages {
-            serde_json::to_writer(&mut lines, message).expect("a message always serializes");
+            lines.extend_from_slice(message.to_line().as_bytes());
             lines.push(b'\n');
         }
         let dir = self.home.sessions_dir()?;
@@ -205,13 +203,13 @@ impl<'h> Sessions<'h> {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
                     lock(&file).map_err(|e| Error::io(&shown, e))?;
-                    let meta = Metadata {
-                        kind: "metadata",
-                        key,
-                        created_at: crate::time::now(),
-                        format: FORMAT,
-                    };
-                    let mut out = serde_json::to_vec(&meta).expect("metadata serializes");
+                    let meta = object([
+                        ("_type", "metadata".into()),
+                        ("key", key.into()),
+                        ("created_at", crate::time::now().into()),
+                        ("format", FORMAT.into()),
+                    ]);
+                    let mut out = meta.to_text().into_bytes();
                     out.push(b'\n');
                     out.extend_from_slice(&lines);
                     return write_durably(&mut file, &out).map_err(|e| Error::io(&shown, e));

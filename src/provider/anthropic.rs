@@ -6,11 +6,9 @@
 //! `content_block_delta` (`text_delta`), the end is `message_stop`, and
 //! `error` reports a failure mid-stream (for example `overloaded_error`).
 
-use serde::Serialize;
-
 use super::StreamItem;
 use crate::config::{Secret, Settings};
-use crate::json::{self, Json};
+use crate::json::{self, object, Json, Member};
 use crate::session::Message;
 use crate::sse::Event;
 
@@ -24,39 +22,33 @@ pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
     headers
 }
 
-#[derive(Serialize)]
-pub struct Body<'a> {
-    model: &'a str,
-    max_tokens: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<&'a str>,
-    messages: Vec<WireMessage<'a>>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: &'a str,
-    content: &'a str,
-}
-
-pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) -> Body<'a> {
-    Body {
-        model: &settings.model,
-        max_tokens: settings.max_tokens,
-        system: settings.system_prompt.as_deref(),
-        messages: history
-            .iter()
-            .map(|m| WireMessage {
-                role: m.role.name(),
-                content: &m.content,
-            })
-            .collect(),
-        stream,
-        temperature: settings.temperature,
+/// The request body: `max_tokens` is required, the system prompt top-level.
+pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
+    let messages: Vec<Json> = history
+        .iter()
+        .map(|m| {
+            object([
+                ("role", m.role.name().into()),
+                ("content", m.content.as_str().into()),
+            ])
+        })
+        .collect();
+    let mut body = vec![
+        Member::new("model", settings.model.as_str()),
+        Member::new("max_tokens", u64::from(settings.max_tokens)),
+    ];
+    if let Some(system) = &settings.system_prompt {
+        body.push(Member::new("system", system.as_str()));
     }
+    body.push(Member::new("messages", messages));
+    body.push(Member::new("stream", stream));
+    if let Some(t) = &settings.temperature {
+        body.push(Member::new(
+            "temperature",
+            Json::Number(t.as_str().to_owned()),
+        ));
+    }
+    Json::Object(body)
 }
 
 /// The text of a complete (non-streamed) reply: its text blocks, joined.
@@ -129,7 +121,8 @@ mod tests {
             .settings(Some("anthropic/claude-sonnet-4-5"), |_| Some("k".into()))
             .unwrap();
         let history = [Message::new(Role::User, "hi")];
-        let json = serde_json::to_value(body(&s, &history, false)).unwrap();
+        let json = serde_json::from_str::<serde_json::Value>(&body(&s, &history, false).to_text())
+            .unwrap();
         assert_eq!(
             json,
             serde_json::json!({

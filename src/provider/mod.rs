@@ -129,12 +129,12 @@ pub fn request(
         Protocol::OpenAi => (
             "/chat/completions",
             openai::auth_headers(key),
-            serde_json::to_vec(&openai::body(settings, history, stream)),
+            openai::body(settings, history, stream),
         ),
         Protocol::Anthropic => (
             "/messages",
             anthropic::auth_headers(key),
-            serde_json::to_vec(&anthropic::body(settings, history, stream)),
+            anthropic::body(settings, history, stream),
         ),
     };
     let accept = if stream {
@@ -155,7 +155,7 @@ pub fn request(
     Ok(http::Request {
         url: format!("{}{path}", provider.api_base),
         headers,
-        body: body.expect("a request body always serializes"),
+        body: body.to_text().into_bytes(),
         timeout: provider.timeout,
     })
 }

@@ -4,11 +4,9 @@
 //! streamed reply is SSE: `data: {chunk}` events whose
 //! `choices[0].delta.content` carries text, ended by `data: [DONE]`.
 
-use serde::Serialize;
-
 use super::StreamItem;
 use crate::config::{Secret, Settings};
-use crate::json::{self, Json};
+use crate::json::{self, object, Json, Member};
 use crate::session::Message;
 use crate::sse::Event;
 
@@ -18,51 +16,34 @@ pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
         .collect()
 }
 
-#[derive(Serialize)]
-pub struct Body<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    /// OpenAI's own API wants this name; its newer models reject `max_tokens`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: &'a str,
-    content: &'a str,
-}
-
-pub fn body<'a>(settings: &'a Settings, history: &'a [Message], stream: bool) -> Body<'a> {
-    let system = settings
-        .system_prompt
-        .as_deref()
-        .map(|content| WireMessage {
-            role: "system",
-            content,
-        });
-    let messages = system
-        .into_iter()
-        .chain(history.iter().map(|m| WireMessage {
-            role: m.role.name(),
-            content: &m.content,
-        }))
-        .collect();
-    let official = settings.provider.name == "openai";
-    let limit = Some(settings.max_tokens);
-    Body {
-        model: &settings.model,
-        messages,
-        stream,
-        max_tokens: if official { None } else { limit },
-        max_completion_tokens: if official { limit } else { None },
-        temperature: settings.temperature,
+/// The request body. OpenAI's own API wants `max_completion_tokens` (its
+/// newer models reject `max_tokens`); compatible servers want `max_tokens`.
+pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
+    let message =
+        |role: &str, content: &str| object([("role", role.into()), ("content", content.into())]);
+    let mut messages: Vec<Json> = Vec::with_capacity(history.len() + 1);
+    if let Some(system) = &settings.system_prompt {
+        messages.push(message("system", system));
     }
+    messages.extend(history.iter().map(|m| message(m.role.name(), &m.content)));
+    let limit = if settings.provider.name == "openai" {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    let mut body = vec![
+        Member::new("model", settings.model.as_str()),
+        Member::new("messages", messages),
+        Member::new("stream", stream),
+        Member::new(limit, u64::from(settings.max_tokens)),
+    ];
+    if let Some(t) = &settings.temperature {
+        body.push(Member::new(
+            "temperature",
+            Json::Number(t.as_str().to_owned()),
+        ));
+    }
+    Json::Object(body)
 }
 
 /// The first choice's message (or, in a stream chunk, its delta).
@@ -144,7 +125,8 @@ mod tests {
             Message::new(Role::Assistant, "hello"),
             Message::new(Role::User, "and now?"),
         ];
-        let json = serde_json::to_value(body(&s, &history, true)).unwrap();
+        let json =
+            serde_json::from_str::<serde_json::Value>(&body(&s, &history, true).to_text()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
@@ -161,7 +143,8 @@ mod tests {
             })
         );
         let s = settings("openai/gpt-5", "{}");
-        let json = serde_json::to_value(body(&s, &history, false)).unwrap();
+        let json = serde_json::from_str::<serde_json::Value>(&body(&s, &history, false).to_text())
+            .unwrap();
         assert_eq!(json["max_completion_tokens"], 4096);
         assert!(json.get("max_tokens").is_none() && json.get("temperature").is_none());
     }

@@ -81,7 +81,7 @@ impl Weft {
     }
 
     /// The static musl binary for `arch` (`x86_64` or `aarch64`):
-    /// `$CLAWFT_WEFT_<ARCH>`, else the workspace's release build. A binary
+    /// `$CLAWFT_WEFT_<ARCH>`, else the shipped build in `target/dist/`. A binary
     /// for another architecture than this machine's runs under qemu
     /// (`$CLAWFT_QEMU_<ARCH>`, else `qemu-<arch>-static` or `qemu-<arch>`).
     pub fn static_musl(arch: &str) -> Weft {
@@ -90,11 +90,10 @@ impl Weft {
             Some(path) => PathBuf::from(path),
             None => {
                 let target = format!("{arch}-unknown-linux-musl");
-                let path = target_dir().join(&target).join("release/weft");
+                let path = target_dir().join("dist").join(&target).join("weft");
                 assert!(
                     path.is_file(),
-                    "{} is missing: build it with `cargo build --release --target {target}` \
-                     (scripts/test does)",
+                    "{} is missing: build it with `scripts/build {target}` (scripts/test does)",
                     path.display()
                 );
                 path
@@ -114,13 +113,15 @@ impl Weft {
         weft
     }
 
-    /// The wasip2 component: `$CLAWFT_WASIP2`, else the workspace's release build.
+    /// The wasip2 component: `$CLAWFT_WASIP2`, else the shipped (optimised)
+    /// build in `target/dist/`.
     pub fn wasip2() -> Weft {
         let wasm = artifact("CLAWFT_WASIP2", "wasm32-wasip2");
         Weft::new(Build::Wasip2, wasm, Some(wasmtime()))
     }
 
-    /// The wasip1 module: `$CLAWFT_WASIP1`, else the workspace's release build.
+    /// The wasip1 module: `$CLAWFT_WASIP1`, else the shipped (optimised)
+    /// build in `target/dist/`.
     pub fn wasip1() -> Weft {
         let wasm = artifact("CLAWFT_WASIP1", "wasm32-wasip1");
         Weft::new(Build::Wasip1, wasm, Some(wasmtime()))
@@ -390,10 +391,10 @@ fn artifact(var: &str, target: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(var) {
         return PathBuf::from(path);
     }
-    let path = target_dir().join(target).join("release/weft.wasm");
+    let path = target_dir().join("dist").join(target).join("weft.wasm");
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build --release --target {target}` \
+        "{} is missing: build it with `scripts/build {target}` \
          (or set {var} to a built weft.wasm)",
         path.display()
     );

@@ -2,7 +2,7 @@
 //! needed: the same scenario code the test suite runs.
 //!
 //! Usage: `e2e-wasmtime [--wasm weft.wasm] [--wasmtime path/to/wasmtime]`
-//! (defaults: `$CLAWFT_WASIP2` or `target/wasm32-wasip2/release/weft.wasm`,
+//! (defaults: `$CLAWFT_WASIP2` or `target/dist/wasm32-wasip2/weft.wasm`,
 //! and `$WASMTIME` or `wasmtime` on PATH).
 
 use std::path::PathBuf;
