@@ -156,3 +156,8 @@ mod faults {
         check(f::concurrent_writers(weft, &Server::start(), 8, 25));
     }
 }
+
+#[test]
+fn interactive_turns_on_a_terminal() {
+    check(s::interactive_turns(&weft(), &Server::start()));
+}

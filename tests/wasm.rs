@@ -182,3 +182,8 @@ mod faults {
         check(f::concurrent_writers(Weft::wasip2, &Server::start(), 4, 10));
     }
 }
+
+#[test]
+fn wasip2_interactive_turns_on_a_terminal() {
+    check(s::interactive_turns(&Weft::wasip2(), &Server::start()));
+}

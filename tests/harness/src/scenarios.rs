@@ -549,3 +549,27 @@ pub fn https_proxy(weft: &Weft, tls_server: &Server, proxy: &Proxy) -> Outcome {
     );
     Ok(())
 }
+
+/// `weft agent` on a terminal without `-m`: one turn per line typed, a
+/// prompt before each, until an empty line.
+pub fn interactive_turns(weft: &Weft, server: &Server) -> Outcome {
+    weft.write_config(&openai_config(&server.base("ok")));
+    let out = weft
+        .cmd(&["agent", "-s", "tty"])
+        .env("MOCK_API_KEY", TEST_KEY)
+        .stdin("hello there\nsecond line\n\n")
+        .on_terminal()
+        .run();
+    ensure!(out.code == 0, "interactive run failed:\n{out}");
+    let screen = out.stdout.replace("\r\n", "\n");
+    ensure!(
+        screen.contains("you> echo: hello there [history 1]\n")
+            && screen.contains("you> echo: second line [history 3]\n"),
+        "screen:\n{screen}"
+    );
+    ensure!(
+        weft.session_lines("tty").len() == 5,
+        "two turns were not saved"
+    );
+    Ok(())
+}

@@ -202,6 +202,7 @@ impl Weft {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             stdin: None,
+            terminal: false,
         }
     }
 
@@ -217,6 +218,9 @@ pub struct Invocation<'a> {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
+    /// Run on a pseudo-terminal (util-linux `script`): stdin is a TTY, and
+    /// stdout and stderr arrive together on stdout, lines ending in CRLF.
+    terminal: bool,
 }
 
 impl Invocation<'_> {
@@ -228,6 +232,12 @@ impl Invocation<'_> {
 
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Runs weft on a pseudo-terminal, as a person at a shell would.
+    pub fn on_terminal(mut self) -> Self {
+        self.terminal = true;
         self
     }
 
@@ -266,6 +276,18 @@ impl Invocation<'_> {
                 c
             }
         };
+        if self.terminal {
+            let script = find_program("script")
+                .expect("util-linux `script` (Debian: bsdutils) to make a pseudo-terminal");
+            let mut on_pty = Command::new(script);
+            on_pty.args(["-qec", &exact_line(&command), "/dev/null"]);
+            if weft.build == Build::Native {
+                // The same clean environment weft itself gets.
+                on_pty.env_clear().env("CLAWFT_HOME", &home);
+                on_pty.envs(self.env.iter().map(|(k, v)| (k, v)));
+            }
+            command = on_pty;
+        }
         command
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -335,6 +357,15 @@ impl fmt::Display for Output {
             self.command, self.code, self.elapsed, self.stdout, self.stderr
         )
     }
+}
+
+/// A command as `sh -c` must be given it: every word quoted as needed.
+fn exact_line(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A command as a person would type it: program names without their
