@@ -127,7 +127,9 @@ pub fn run_turn(
     Ok(Outcome { reply, attempts })
 }
 
-fn print(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+/// Writes text to the user's output at once (flushed), so streamed
+/// replies appear as they arrive.
+pub(crate) fn print(out: &mut dyn Write, text: &str) -> Result<(), Error> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::Output)

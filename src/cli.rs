@@ -8,8 +8,8 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use crate::agent::{self, Notice, Turn, MAX_MESSAGE_BYTES};
-use crate::config::{Config, Settings};
+use crate::agent::{self, print, Notice, Turn, MAX_MESSAGE_BYTES};
+use crate::config::{looks_secret, Config, Settings};
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{object, Json, Member};
@@ -80,7 +80,9 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         return Err(usage("no command given".into()));
     };
     let rest: Vec<&str> = args.collect();
-    if rest.iter().any(|a| matches!(*a, "-h" | "--help")) {
+    // Help right after the command (`weft sessions --help`); within agent's
+    // flags it is one of them, so `-m -h` sends "-h" as the message.
+    if first != "agent" && matches!(rest.first(), Some(&("-h" | "--help"))) {
         return Ok(Command::Help);
     }
     let no_more = |cmd: Command, extra: &[&str]| match extra.first() {
@@ -128,6 +130,7 @@ fn parse_agent(args: &[&str]) -> Result<Command, Error> {
             }
         };
         match flag {
+            "-h" | "--help" => return Ok(Command::Help),
             "-m" | "--message" => message = Some(value()?),
             "-s" | "--session" => session = value()?,
             "--model" => model = Some(value()?),
@@ -177,7 +180,7 @@ pub fn main() -> ExitCode {
 /// The stderr line for an error. A turn that failed at run time also says
 /// that nothing was saved, so the user knows the session is unchanged.
 pub fn describe(err: &Error, in_turn: bool) -> String {
-    if in_turn && err.exit_code() == 1 {
+    if in_turn && err.exit_code() == 1 && !matches!(err, Error::TurnsFailed { .. }) {
         format!("error: {err} (the turn was not saved)")
     } else {
         format!("error: {err}")
@@ -193,8 +196,8 @@ pub fn run(command: Command) -> Result<(), Error> {
     let mut stdout = io::stdout().lock();
     let out = &mut stdout;
     match command {
-        Command::Help => write_out(out, HELP),
-        Command::Version => write_out(out, &format!("weft {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Help => print(out, HELP),
+        Command::Version => print(out, &format!("weft {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Status => status(out),
         Command::Agent {
             message,
@@ -218,7 +221,14 @@ pub fn run(command: Command) -> Result<(), Error> {
         }
         Command::SessionsList => {
             let home = Home::discover(env)?;
-            let list = Sessions::new(&home).list()?;
+            let listing = Sessions::new(&home).list()?;
+            for (key, why) in &listing.unreadable {
+                let _ = writeln!(
+                    io::stderr(),
+                    "warning: session '{key}' is unreadable: {why}"
+                );
+            }
+            let list = listing.sessions;
             if list.is_empty() {
                 let dir = home.sessions_dir()?;
                 let _ = writeln!(io::stderr(), "no sessions in {}", dir.display());
@@ -238,28 +248,28 @@ pub fn run(command: Command) -> Result<(), Error> {
                     )
                 })
                 .collect();
-            write_out(out, &text)
+            print(out, &text)
         }
         Command::SessionsShow(key) => {
             let home = Home::discover(env)?;
+            // Buffered: a long session is a few large writes, not one per message.
+            let mut buffered = io::BufWriter::with_capacity(64 << 10, out);
             let mut failed = None;
-            let exists = Sessions::new(&home).scan(&key, |entry| {
-                if failed.is_some() {
-                    return;
+            let exists = Sessions::new(&home).scan(&key, |entry| match entry {
+                Ok(m) if failed.is_none() => {
+                    let text = format!("[{}] {}\n{}\n\n", m.timestamp, m.role.name(), m.content);
+                    failed = buffered.write_all(text.as_bytes()).err();
                 }
-                let text = match entry {
-                    Ok(m) => format!("[{}] {}\n{}\n\n", m.timestamp, m.role.name(), m.content),
-                    Err(skipped) => {
-                        let _ = writeln!(io::stderr(), "{}", skipped_line(&key, &skipped));
-                        return;
-                    }
-                };
-                failed = write_out(out, &text).err();
+                Ok(_) => {}
+                Err(skipped) => {
+                    let _ = writeln!(io::stderr(), "{}", skipped_line(&key, &skipped));
+                }
             })?;
-            match (exists, failed) {
+            let flushed = buffered.flush();
+            match (exists, failed.map_or(flushed, Err)) {
                 (false, _) => Err(Error::NoSuchSession(key)),
-                (true, Some(err)) => Err(err),
-                (true, None) => Ok(()),
+                (true, Err(err)) => Err(Error::Output(err)),
+                (true, Ok(())) => Ok(()),
             }
         }
         Command::SessionsRemove(key) => {
@@ -272,7 +282,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             let home = Home::discover(env)?;
             let settings = Config::load(&home)?.settings(None, env)?;
             settings.provider.require_key()?;
-            write_out(
+            print(
                 out,
                 &format!(
                     "config ok: {} via {} ({}), API key {}\n",
@@ -288,7 +298,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             let config = Config::load(&home)?;
             let settings = config.settings(None, env)?;
             let shown = show_config(&home, &config, &settings)?;
-            write_out(out, &format!("{shown}\n"))
+            print(out, &format!("{shown}\n"))
         }
     }
 }
@@ -333,6 +343,7 @@ fn interactive(
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     let mut lines = io::stdin().lock().lines();
+    let (mut turns, mut failed) = (0, 0);
     loop {
         let _ = write!(io::stderr(), "you> ");
         let Some(line) = lines.next() else { break };
@@ -341,19 +352,36 @@ fn interactive(
         if line.is_empty() || line == "/exit" || line == "/quit" {
             break;
         }
-        if let Err(err) = turn(home, settings, session, line, stream, out) {
-            let _ = writeln!(io::stderr(), "{}", describe(&err, true));
+        turns += 1;
+        match turn(home, settings, session, line, stream, out) {
+            Ok(()) => {}
+            // Nowhere to show replies: stop rather than pay for more.
+            Err(err @ Error::Output(_)) => return Err(err),
+            Err(err) => {
+                failed += 1;
+                let _ = writeln!(io::stderr(), "{}", describe(&err, true));
+            }
         }
     }
-    Ok(())
+    match failed {
+        0 => Ok(()),
+        _ => Err(Error::TurnsFailed { failed, of: turns }),
+    }
 }
 
 fn read_stdin() -> Result<String, Error> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     io::stdin()
         .take(MAX_MESSAGE_BYTES as u64 + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::io("stdin", e))?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(Error::Usage(format!(
+            "the message on stdin is longer than {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Usage("the message on stdin is not UTF-8 text".into()))?;
     if text.trim().is_empty() {
         return Err(Error::Usage(
             "no message: pass -m TEXT or pipe the message on stdin".into(),
@@ -399,7 +427,7 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
         ),
         ("config", config),
     ]);
-    write_out(out, &format!("{}\n", status.to_pretty_text()))
+    print(out, &format!("{}\n", status.to_pretty_text()))
 }
 
 /// `weft config show`: the effective configuration, every secret replaced
@@ -434,13 +462,7 @@ fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Stri
         ("config_file_exists", path.exists().into()),
         ("model", settings.qualified_model().into()),
         ("max_tokens", u64::from(settings.max_tokens).into()),
-        (
-            "temperature",
-            match &settings.temperature {
-                Some(t) => Json::Number(t.as_str().to_owned()),
-                None => Json::Null,
-            },
-        ),
+        ("temperature", settings.temperature.as_ref().into()),
         ("system_prompt", settings.system_prompt.as_deref().into()),
         ("memory_window", (settings.memory_window as u64).into()),
         ("provider", provider),
@@ -449,25 +471,13 @@ fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Stri
     Ok(shown.to_pretty_text())
 }
 
-/// Header names whose values are credentials.
-fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["auth", "key", "token", "secret", "cookie", "password"]
-        .iter()
-        .any(|w| name.contains(w))
-}
-
 /// A duration as seconds with one decimal, without core's float formatting
 /// (which costs the wasm build ~20 KB).
 fn seconds(d: std::time::Duration) -> String {
-    let tenths = (d.as_millis() + 50) / 100;
+    // u64 arithmetic: Duration::as_millis is a u128, whose formatting and
+    // division cost the wasm build ~2.5 KB.
+    let tenths = (d.as_secs() * 1000 + u64::from(d.subsec_millis()) + 50) / 100;
     format!("{}.{}", tenths / 10, tenths % 10)
-}
-
-fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(Error::Output)
 }
 
 #[cfg(test)]
@@ -532,6 +542,17 @@ mod tests {
         assert_eq!(parse(&args("--version")).unwrap(), Command::Version);
         assert_eq!(parse(&args("-h")).unwrap(), Command::Help);
         assert_eq!(parse(&args("agent --help")).unwrap(), Command::Help);
+        assert_eq!(parse(&args("sessions -h")).unwrap(), Command::Help);
+        // Found in review: a message that happens to be "-h" is a message.
+        assert_eq!(
+            parse(&args("agent -m -h")).unwrap(),
+            Command::Agent {
+                message: Some("-h".into()),
+                session: DEFAULT_SESSION.into(),
+                model: None,
+                stream: true,
+            }
+        );
     }
 
     #[test]

@@ -27,8 +27,11 @@ pub const DEFAULT_MODEL: &str = "openai/gpt-4o-mini";
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub const DEFAULT_MEMORY_WINDOW: usize = 50;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-/// The most retries a config may ask for.
+/// The largest values a config may ask for: bounds, not suggestions.
 pub const MAX_RETRIES: u32 = 10;
+pub const MAX_TOKENS: u64 = 1_000_000;
+pub const MAX_MEMORY_WINDOW: u64 = 10_000;
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// A config file larger than this is refused rather than read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -70,7 +73,13 @@ impl Temperature {
     }
 }
 
-#[derive(Debug, Default)]
+impl From<&Temperature> for Json {
+    fn from(t: &Temperature) -> Json {
+        Json::Number(t.0.clone())
+    }
+}
+
+#[derive(Default)]
 pub struct ProviderConfig {
     pub api_key: Option<Secret>,
     pub api_key_env: Option<String>,
@@ -173,7 +182,7 @@ impl Config {
         Ok(Settings {
             provider,
             model: model_name.to_owned(),
-            max_tokens: defaults.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).max(1),
+            max_tokens: defaults.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             temperature: defaults.temperature.clone(),
             system_prompt: defaults.system_prompt.clone(),
             memory_window: defaults.memory_window.unwrap_or(DEFAULT_MEMORY_WINDOW),
@@ -187,7 +196,8 @@ impl Config {
     ) -> Result<Provider, Error> {
         let configured = self.providers.get(name);
         let known = builtin(name);
-        let Some(section) = configured.or(known.map(|_| &EMPTY)) else {
+        let unconfigured = ProviderConfig::default();
+        let Some(section) = configured.or(known.map(|_| &unconfigured)) else {
             return Err(Error::Config(format!(
                 "unknown provider '{name}': add providers.{name} with api_base and protocol \
                  (\"openai\" or \"anthropic\"), or use one of {}",
@@ -219,6 +229,12 @@ impl Config {
         };
         crate::http::Url::parse(&api_base)
             .map_err(|e| Error::Config(format!("providers.{name}.api_base: {e}")))?;
+        if api_base.contains(['?', '#']) {
+            // The endpoint path is appended: a query or fragment would swallow it.
+            return Err(Error::Config(format!(
+                "providers.{name}.api_base must not have a query or fragment ('?', '#')"
+            )));
+        }
 
         let (api_key, key_source) = if let Some(key) = &section.api_key {
             (Some(key.clone()), KeySource::Config)
@@ -229,7 +245,11 @@ impl Config {
                 .or(known.and_then(|b| b.key_env));
             match var {
                 Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
-                    Some(key) => (Some(Secret(key)), KeySource::Env(var.to_owned())),
+                    // A key pasted with a trailing newline is still the key.
+                    Some(key) => (
+                        Some(Secret(key.trim().to_owned())),
+                        KeySource::Env(var.to_owned()),
+                    ),
                     None => (None, KeySource::Missing(Some(var.to_owned()))),
                 },
                 None => (None, KeySource::Missing(None)),
@@ -237,13 +257,24 @@ impl Config {
         };
         let key_required = known.is_some_and(|b| b.needs_key);
 
-        let extra_headers = section
-            .extra_headers
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let timeout_secs = section.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1);
+        if let Some(key) = &api_key {
+            if !is_header_value(key.expose()) {
+                return Err(Error::Config(format!(
+                    "the API key for provider '{name}' contains spaces or control characters"
+                )));
+            }
+        }
+        let mut extra_headers = Vec::new();
+        for (header, value) in section.extra_headers.iter().flatten() {
+            if !is_header_name(header) || !is_header_value(value) {
+                return Err(Error::Config(format!(
+                    "providers.{name}.extra_headers: '{header}' is not a valid HTTP header \
+                     (names are letters, digits and -; values are one line)"
+                )));
+            }
+            extra_headers.push((header.clone(), value.clone()));
+        }
+        let timeout_secs = section.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
         Ok(Provider {
             name: name.to_owned(),
             protocol,
@@ -255,8 +286,7 @@ impl Config {
             timeout: Duration::from_secs(timeout_secs),
             max_retries: section
                 .max_retries
-                .unwrap_or(crate::retry::DEFAULT_MAX_RETRIES)
-                .min(MAX_RETRIES),
+                .unwrap_or(crate::retry::DEFAULT_MAX_RETRIES),
         })
     }
 }
@@ -295,15 +325,36 @@ impl Fields<'_> {
         }
     }
 
-    fn whole<T: TryFrom<u64>>(&self, m: &Member, path: &str) -> Result<Option<T>, String> {
+    /// A whole number within `range`; null counts as not set.
+    fn whole<T: TryFrom<u64>>(
+        &self,
+        m: &Member,
+        path: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<T>, String> {
         if m.value.is_null() {
             return Ok(None);
         }
-        m.value
+        match m
+            .value
             .as_u64()
-            .and_then(|n| T::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| self.wrong(m, path, "a whole number in range"))
+            .filter(|n| range.contains(n))
+            .map(T::try_from)
+        {
+            Some(Ok(n)) => Ok(Some(n)),
+            _ => {
+                let (line, column) = json::position(self.text, m.offset);
+                let got = match &m.value {
+                    Json::Number(text) => text.clone(),
+                    other => other.kind().to_owned(),
+                };
+                Err(format!(
+                    "line {line}, column {column}: {path} must be a whole number from {} to {}, not {got}",
+                    range.start(),
+                    range.end()
+                ))
+            }
+        }
     }
 
     fn defaults(&self, section: &Member) -> Result<AgentDefaults, String> {
@@ -312,8 +363,12 @@ impl Fields<'_> {
             let path = format!("agents.defaults.{}", m.key);
             match m.key.as_str() {
                 "model" => d.model = self.text(m, &path)?,
-                "max_tokens" | "maxTokens" => d.max_tokens = self.whole(m, &path)?,
-                "memory_window" | "memoryWindow" => d.memory_window = self.whole(m, &path)?,
+                "max_tokens" | "maxTokens" => {
+                    d.max_tokens = self.whole(m, &path, 1..=MAX_TOKENS)?;
+                }
+                "memory_window" | "memoryWindow" => {
+                    d.memory_window = self.whole(m, &path, 0..=MAX_MEMORY_WINDOW)?;
+                }
                 "system_prompt" | "systemPrompt" => d.system_prompt = self.text(m, &path)?,
                 "temperature" => {
                     d.temperature = match &m.value {
@@ -337,8 +392,12 @@ impl Fields<'_> {
                 "api_key" | "apiKey" => p.api_key = self.text(m, &path)?.map(Secret),
                 "api_key_env" | "apiKeyEnv" => p.api_key_env = self.text(m, &path)?,
                 "api_base" | "apiBase" => p.api_base = self.text(m, &path)?,
-                "timeout_secs" | "timeoutSecs" => p.timeout_secs = self.whole(m, &path)?,
-                "max_retries" | "maxRetries" => p.max_retries = self.whole(m, &path)?,
+                "timeout_secs" | "timeoutSecs" => {
+                    p.timeout_secs = self.whole(m, &path, 1..=MAX_TIMEOUT_SECS)?;
+                }
+                "max_retries" | "maxRetries" => {
+                    p.max_retries = self.whole(m, &path, 0..=u64::from(MAX_RETRIES))?;
+                }
                 "extra_headers" | "extraHeaders" => {
                     let mut headers = BTreeMap::new();
                     for h in self.object(m, &path)? {
@@ -368,15 +427,19 @@ impl Fields<'_> {
     }
 }
 
-static EMPTY: ProviderConfig = ProviderConfig {
-    api_key: None,
-    api_key_env: None,
-    api_base: None,
-    extra_headers: None,
-    timeout_secs: None,
-    max_retries: None,
-    protocol: None,
-};
+/// An HTTP header name: a non-empty token (RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An HTTP header value we are willing to send: printable, no line breaks,
+/// no NUL, no leading or trailing space.
+fn is_header_value(value: &str) -> bool {
+    value.trim() == value && !value.chars().any(|c| c.is_control() && c != '\t')
+}
 
 /// Splits `provider/model` at the first slash (`openrouter/anthropic/claude`
 /// keeps its inner slash).
@@ -423,7 +486,7 @@ impl Settings {
 }
 
 /// A provider, resolved from built-in knowledge and the config file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Provider {
     pub name: String,
     pub protocol: Protocol,
@@ -437,6 +500,65 @@ pub struct Provider {
     pub timeout: Duration,
     /// Retries after a failed attempt.
     pub max_retries: u32,
+}
+
+impl fmt::Debug for ProviderConfig {
+    /// Like a derived Debug, with credential headers hidden (the key hides itself).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = self.extra_headers.as_ref().map(|h| shown_headers(h.iter()));
+        f.debug_struct("ProviderConfig")
+            .field("api_key", &self.api_key)
+            .field("api_key_env", &self.api_key_env)
+            .field("api_base", &self.api_base)
+            .field("extra_headers", &headers)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+/// Header names with their values, credentials replaced by "(hidden)".
+fn shown_headers<'a>(
+    headers: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<(&'a str, &'a str)> {
+    headers
+        .map(|(n, v)| {
+            (
+                n.as_str(),
+                if looks_secret(n) {
+                    "(hidden)"
+                } else {
+                    v.as_str()
+                },
+            )
+        })
+        .collect()
+}
+
+impl fmt::Debug for Provider {
+    /// The key's source, never the key; credential headers hidden.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = shown_headers(self.extra_headers.iter().map(|(n, v)| (n, v)));
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("api_base", &self.api_base)
+            .field("key_source", &self.key_source)
+            .field("key_required", &self.key_required)
+            .field("extra_headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+/// Whether a header's value is a credential, judging by its name.
+pub fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "key", "token", "secret", "cookie", "password"]
+        .iter()
+        .any(|w| name.contains(w))
 }
 
 impl Provider {
@@ -573,6 +695,45 @@ mod tests {
     }
 
     #[test]
+    fn malformed_keys_headers_and_bases_are_config_errors() {
+        // Found in review: these went out as requests, failed as "connection
+        // failed" and were retried.
+        let key = |k: &str| {
+            Config::parse("{}")
+                .unwrap()
+                .settings(None, |_| Some(k.into()))
+        };
+        assert!(key("sk-abc\n").is_ok(), "a trailing newline is trimmed");
+        let err = key("sk-a\rbc").unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+        for (config, words) in [
+            (
+                r#"{"providers":{"openai":{"extraHeaders":{"Bad Header":"x"}}}}"#,
+                "'Bad Header'",
+            ),
+            (
+                r#"{"providers":{"openai":{"extraHeaders":{"X-A":"a\nb"}}}}"#,
+                "'X-A'",
+            ),
+            (
+                r#"{"providers":{"openai":{"apiBase":"https://h/v1?x=1"}}}"#,
+                "query",
+            ),
+            (
+                r#"{"providers":{"openai":{"apiBase":"https://h/v1#f"}}}"#,
+                "query",
+            ),
+        ] {
+            let err = Config::parse(config)
+                .unwrap()
+                .settings(None, |_| Some("k".into()))
+                .unwrap_err();
+            assert!(err.to_string().contains(words), "{err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
     fn api_key_env_names_the_variable() {
         let config =
             Config::parse(r#"{"providers": {"anthropic": {"api_key_env": "MY_CLAUDE_KEY"}}}"#)
@@ -596,8 +757,25 @@ mod tests {
         let err = Config::parse(r#"{"agents": {"defaults": {"maxTokens": "many"}}}"#).unwrap_err();
         assert_eq!(
             err,
-            "line 1, column 39: agents.defaults.maxTokens must be a whole number in range, not a string"
+            "line 1, column 39: agents.defaults.maxTokens must be a whole number from 1 to 1000000, not a string"
         );
+        // Found in review: a huge timeout crashed the native HTTP client.
+        for (field, value, words) in [
+            (
+                "timeout_secs",
+                "18446744073709551615",
+                "from 1 to 86400, not 18446744073709551615",
+            ),
+            ("timeout_secs", "0", "from 1 to 86400, not 0"),
+            ("max_retries", "11", "from 0 to 10, not 11"),
+        ] {
+            let text = format!("{{\"providers\": {{\"x\": {{\"{field}\": {value}}}}}}}");
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.contains(words), "{err}");
+        }
+        let err =
+            Config::parse(r#"{"agents": {"defaults": {"memoryWindow": 99999}}}"#).unwrap_err();
+        assert!(err.contains("from 0 to 10000"), "{err}");
         let err = Config::parse("{\"providers\": {\"x\": {\"protocol\": \"grpc\"}}}").unwrap_err();
         assert!(
             err.contains("providers.x.protocol must be \"openai\" or \"anthropic\""),
@@ -608,11 +786,17 @@ mod tests {
 
     #[test]
     fn secrets_do_not_debug_print() {
-        let config =
-            Config::parse(r#"{"providers": {"openai": {"apiKey": "sk-hidden"}}}"#).unwrap();
+        let config = Config::parse(
+            r#"{"providers": {"openai": {"apiKey": "sk-hidden",
+                "extraHeaders": {"X-Api-Key": "sk-hidden2", "X-Title": "shown"}}}}"#,
+        )
+        .unwrap();
         let s = config.settings(None, no_env).unwrap();
-        let shown = format!("{config:?} {s:?}");
+        // Found in review: Request and Provider printed keys and credential headers.
+        let request = crate::provider::request(&s, &[], false).unwrap();
+        let shown = format!("{config:?} {s:?} {request:?}");
         assert!(!shown.contains("sk-hidden"), "{shown}");
+        assert!(shown.contains("shown"), "{shown}");
     }
 
     #[test]

@@ -42,13 +42,21 @@ pub enum Error {
         retry_after: Option<std::time::Duration>,
     },
     /// The provider reported an error inside a streamed reply.
-    ProviderError { provider: String, message: String },
+    ProviderError {
+        provider: String,
+        message: String,
+        /// Its type (`overloaded_error`, `invalid_request_error`, ...).
+        kind: Option<String>,
+    },
     /// The reply was not in the shape the protocol promises.
     BadReply { provider: String, detail: String },
     /// A streamed reply stopped before the provider said it was complete.
     StreamInterrupted { provider: String, detail: String },
     /// Writing the reply to the caller's output failed (for example a closed pipe).
     Output(io::Error),
+    /// Some turns of an interactive run failed (each was reported as it
+    /// happened; the others were saved).
+    TurnsFailed { failed: usize, of: usize },
 }
 
 impl Error {
@@ -96,7 +104,9 @@ impl fmt::Display for Error {
                 message,
                 ..
             } => write!(f, "provider '{provider}' answered HTTP {status}: {message}"),
-            Error::ProviderError { provider, message } => {
+            Error::ProviderError {
+                provider, message, ..
+            } => {
                 write!(f, "provider '{provider}' reported an error: {message}")
             }
             Error::BadReply { provider, detail } => {
@@ -109,6 +119,9 @@ impl fmt::Display for Error {
                 write!(f, "stream interrupted: provider '{provider}' {detail}")
             }
             Error::Output(err) => write!(f, "cannot write the reply: {err}"),
+            Error::TurnsFailed { failed, of } => {
+                write!(f, "{failed} of {of} turns failed; the others were saved")
+            }
         }
     }
 }

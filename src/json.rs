@@ -320,8 +320,13 @@ pub fn number_value(text: &str) -> Option<f64> {
         Some(rest) => (true, rest),
         None => (false, text),
     };
+    // Past ±400 an f64 is 0 or infinite anyway; clamping keeps the digit
+    // arithmetic below from overflowing.
     let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        Some(i) => (
+            &text[..i],
+            text[i + 1..].parse::<i64>().ok()?.clamp(-400, 400) as i32,
+        ),
         None => (text, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -339,10 +344,11 @@ pub fn number_value(text: &str) -> Option<f64> {
         if digits < 1 << 53 {
             digits = digits * 10 + u64::from(b - b'0');
             if i >= whole.len() {
-                scale -= 1;
+                scale = scale.saturating_sub(1);
             }
         } else if i < whole.len() {
-            scale += 1; // digits past f64's precision still count in the integer part
+            // Digits past f64's precision still count in the integer part.
+            scale = scale.saturating_add(1);
         }
     }
     let value = digits as f64 * 10f64.powi(scale);
@@ -724,6 +730,10 @@ mod tests {
         assert_eq!(v.to_text(), "2e514");
         assert_eq!(v.as_f64(), Some(f64::INFINITY));
         assert_eq!(v.as_u64(), None);
+        // Found in review: an extreme exponent overflowed the scale.
+        assert_eq!(ok("0.5e-2147483648").as_f64(), Some(0.0));
+        assert_eq!(ok("5e99999999999999999999").as_f64(), None);
+        assert_eq!(ok("1e400").as_f64(), Some(f64::INFINITY));
     }
 
     #[test]

@@ -30,7 +30,18 @@ pub fn is_retryable(err: &Error, shown: bool) -> bool {
         Error::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
         Error::Http(HttpError::Unavailable(_)) => crate::http::AVAILABLE,
         Error::Http(HttpError::Timeout(_) | HttpError::Transport(_)) => true,
-        Error::StreamInterrupted { .. } | Error::ProviderError { .. } => true,
+        Error::StreamInterrupted { .. } => true,
+        // Only the errors that say "try later": not a refused request.
+        Error::ProviderError { kind, .. } => matches!(
+            kind.as_deref(),
+            Some(
+                "overloaded_error"
+                    | "api_error"
+                    | "rate_limit_error"
+                    | "server_error"
+                    | "rate_limit_exceeded"
+            )
+        ),
         _ => false,
     }
 }
@@ -66,12 +77,7 @@ fn jitter_thousandths() -> u32 {
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` (seconds, or an HTTP
 /// date) from lower-case response headers.
 pub fn retry_after(headers: &[(String, String)], now: SystemTime) -> Option<Duration> {
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.trim())
-    };
+    let find = |name: &str| crate::http::header(headers, name).map(str::trim);
     if let Some(wait) = find("retry-after-ms").and_then(|v| decimal(v, Duration::from_millis(1))) {
         return Some(wait);
     }
@@ -121,15 +127,23 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    // A real Retry-After date is near now; an absurd year must not overflow.
+    let year: i64 = parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|y| (1970..=9999).contains(y))?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
     if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     let days = crate::time::days_from_civil(year, month, day as u32);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -165,6 +179,13 @@ mod tests {
         assert!(!is_retryable(&key, false));
         let timeout = Error::Http(HttpError::Timeout("x".into()));
         assert!(is_retryable(&timeout, false));
+        let stream_error = |kind: &str| Error::ProviderError {
+            provider: "p".into(),
+            message: String::new(),
+            kind: Some(kind.into()),
+        };
+        assert!(is_retryable(&stream_error("overloaded_error"), false));
+        assert!(!is_retryable(&stream_error("invalid_request_error"), false));
         assert!(!is_retryable(
             &Error::Http(HttpError::Tls("x".into())),
             false
@@ -236,6 +257,10 @@ mod tests {
             "1e3",
             ".5",
             "Wed, 32 Oct 2015 07:28:00 GMT",
+            // Found in review: this year overflowed the clock and crashed weft.
+            "Wed, 21 Oct 300000000000 07:28:00 GMT",
+            "Wed, 21 Oct -5 07:28:00 GMT",
+            "99999999999999999999",
             "",
         ] {
             assert_eq!(

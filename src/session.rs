@@ -6,10 +6,10 @@
 //! leave a torn last line. Loading keeps every whole line, reports the ones
 //! it skipped, and never rewrites the file.
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::home::Home;
@@ -19,6 +19,8 @@ use crate::json::{self, object, Json};
 pub const MAX_KEY_BYTES: usize = 200;
 /// A line longer than this is skipped rather than parsed.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
+/// The most a turn reads from the end of a session file.
+pub const MAX_TAIL_BYTES: usize = 64 << 20;
 /// The format version written in the metadata line.
 const FORMAT: u64 = 1;
 
@@ -105,44 +107,57 @@ impl<'h> Sessions<'h> {
         Sessions { home }
     }
 
+    /// The session's file: its name in the resolved sessions directory. The
+    /// name itself is not followed if it is a link (see [`not_a_link`]).
     fn path(&self, key: &str) -> Result<PathBuf, Error> {
-        self.home
-            .resolve(&format!("sessions/{}.jsonl", file_stem(key)?))
+        let file = format!("{}.jsonl", file_stem(key)?);
+        Ok(self.home.sessions_dir()?.join(file))
     }
 
     /// Loads a whole session; one that was never written is empty. Memory
     /// grows with the file: a turn uses [`Sessions::load_recent`] instead.
     pub fn load(&self, key: &str) -> Result<Session, Error> {
-        self.load_with(key, usize::MAX)
-    }
-
-    /// Loads the last `keep` lines' worth of messages. Memory is bounded by
-    /// `keep` however large the file is; older lines are read past, not parsed.
-    pub fn load_recent(&self, key: &str, keep: usize) -> Result<Session, Error> {
-        // A few spare lines so a skipped line does not shrink the window.
-        self.load_with(key, keep.saturating_add(8))
-    }
-
-    fn load_with(&self, key: &str, keep: usize) -> Result<Session, Error> {
         let mut session = Session {
             key: key.to_owned(),
             ..Session::default()
         };
-        let mut recent: VecDeque<(usize, Line)> = VecDeque::new();
-        session.exists = self.read_lines(key, |number, line| {
-            if keep == 0 {
-                return;
-            }
-            if recent.len() == keep {
-                recent.pop_front();
-            }
-            recent.push_back((number, line));
+        session.exists = self.scan(key, |entry| match entry {
+            Ok(message) => session.messages.push(message),
+            Err(skipped) => session.skipped.push(skipped),
         })?;
-        for (number, line) in recent {
-            match line.parse(number) {
+        Ok(session)
+    }
+
+    /// Loads about the last `keep` messages, reading the file backwards from
+    /// its end: a turn costs the same in a session of ten messages or a
+    /// hundred thousand, and memory is bounded by `keep`.
+    pub fn load_recent(&self, key: &str, keep: usize) -> Result<Session, Error> {
+        let mut session = Session {
+            key: key.to_owned(),
+            ..Session::default()
+        };
+        let path = self.path(key)?;
+        let Some(mut file) = open_existing(&path)? else {
+            return Ok(session);
+        };
+        session.exists = true;
+        // A few spare lines so a skipped line does not shrink the window.
+        let tail = read_tail(&mut file, keep.saturating_add(8))
+            .map_err(|e| Error::io(path.display(), e))?;
+        let mut first_number = None; // counted only if a line must be named
+        for (i, line) in tail.lines.into_iter().enumerate() {
+            match line.parse(0) {
                 Ok(Some(message)) => session.messages.push(message),
                 Ok(None) => {}
-                Err(skipped) => session.skipped.push(skipped),
+                Err(mut skipped) => {
+                    if first_number.is_none() {
+                        let before = count_newlines(&mut file, tail.start)
+                            .map_err(|e| Error::io(path.display(), e))?;
+                        first_number = Some(before + 1);
+                    }
+                    skipped.line = first_number.unwrap_or(1) + i;
+                    session.skipped.push(skipped);
+                }
             }
         }
         Ok(session)
@@ -155,81 +170,73 @@ impl<'h> Sessions<'h> {
         key: &str,
         mut visit: impl FnMut(Result<Message, Skipped>),
     ) -> Result<bool, Error> {
-        self.read_lines(key, |number, line| match line.parse(number) {
-            Ok(Some(message)) => visit(Ok(message)),
-            Ok(None) => {}
-            Err(skipped) => visit(Err(skipped)),
-        })
-    }
-
-    fn read_lines(&self, key: &str, each: impl FnMut(usize, Line)) -> Result<bool, Error> {
         let path = self.path(key)?;
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io(path.display(), e)),
+        let Some(file) = open_existing(&path)? else {
+            return Ok(false);
         };
-        read_lines(BufReader::new(file), each).map_err(|e| Error::io(path.display(), e))?;
+        read_lines(BufReader::new(file), |number, line| {
+            if let Some(entry) = line.parse(number).transpose() {
+                visit(entry);
+            }
+        })
+        .map_err(|e| Error::io(path.display(), e))?;
         Ok(true)
     }
 
-    /// Appends messages (a whole turn) in a single write, creating the file
-    /// with its metadata line if needed. Earlier lines are never touched.
+    /// Appends messages (a whole turn) in a single write under a lock,
+    /// creating the file with its metadata line first if it is new. Earlier
+    /// lines are never touched.
     pub fn append(&self, key: &str, messages: &[Message]) -> Result<(), Error> {
         let path = self.path(key)?;
         let shown = path.display();
-        let mut lines = Vec::new();
-        for message in messages {
-            lines.extend_from_slice(message.to_line().as_bytes());
-            lines.push(b'\n');
-        }
+        let io = |e| Error::io(&shown, e);
         let dir = self.home.sessions_dir()?;
         fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        not_a_link(&path)?;
 
-        loop {
-            match OpenOptions::new().read(true).append(true).open(&path) {
-                Ok(mut file) => {
-                    lock(&file).map_err(|e| Error::io(&shown, e))?;
-                    let mut out = Vec::with_capacity(lines.len() + 1);
-                    if !ends_with_newline(&mut file).map_err(|e| Error::io(&shown, e))? {
-                        out.push(b'\n'); // keep a torn last line on a line of its own
-                    }
-                    out.extend_from_slice(&lines);
-                    return write_durably(&mut file, &out).map_err(|e| Error::io(&shown, e));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&shown, e)),
-            }
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    lock(&file).map_err(|e| Error::io(&shown, e))?;
-                    let meta = object([
-                        ("_type", "metadata".into()),
-                        ("key", key.into()),
-                        ("created_at", crate::time::now().into()),
-                        ("format", FORMAT.into()),
-                    ]);
-                    let mut out = meta.to_text().into_bytes();
-                    out.push(b'\n');
-                    out.extend_from_slice(&lines);
-                    return write_durably(&mut file, &out).map_err(|e| Error::io(&shown, e));
-                }
-                // Another process created it between our two opens: append.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(&shown, e)),
-            }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io)?;
+        let _held = lock(&file, &path).map_err(io)?;
+        let mut out = Vec::new();
+        let new = file.metadata().map_err(io)?.len() == 0;
+        if new {
+            let meta = object([
+                ("_type", "metadata".into()),
+                ("key", key.into()),
+                ("created_at", crate::time::now().into()),
+                ("format", FORMAT.into()),
+            ]);
+            out.extend_from_slice(meta.to_text().as_bytes());
+            out.push(b'\n');
+        } else if !ends_with_newline(&mut file).map_err(io)? {
+            out.push(b'\n'); // keep a torn last line on a line of its own
         }
+        for message in messages {
+            out.extend_from_slice(message.to_line().as_bytes());
+            out.push(b'\n');
+        }
+        write_durably(&mut file, &out).map_err(io)?;
+        if new {
+            // Make the new name durable too, where directories can be synced.
+            let _ = File::open(&dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
     }
 
-    /// Every session, sorted by key.
-    pub fn list(&self) -> Result<Vec<Summary>, Error> {
+    /// Every session, sorted by key, and the files that could not be read.
+    pub fn list(&self) -> Result<Listing, Error> {
         let dir = self.home.sessions_dir()?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
             Err(e) => return Err(Error::io(dir.display(), e)),
         };
         let mut found = std::collections::BTreeMap::new();
+        let mut unreadable = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
             let name = entry.file_name();
@@ -241,7 +248,10 @@ impl<'h> Sessions<'h> {
                 continue;
             };
             let mut messages = 0;
-            self.scan(&key, |entry| messages += usize::from(entry.is_ok()))?;
+            if let Err(err) = self.scan(&key, |entry| messages += usize::from(entry.is_ok())) {
+                unreadable.push((key, err.to_string()));
+                continue;
+            }
             let updated = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -254,10 +264,13 @@ impl<'h> Sessions<'h> {
             };
             found.insert(key, summary);
         }
-        Ok(found.into_values().collect())
+        Ok(Listing {
+            sessions: found.into_values().collect(),
+            unreadable,
+        })
     }
 
-    /// Deletes a session file.
+    /// Deletes a session file (a link is removed itself, never its target).
     pub fn remove(&self, key: &str) -> Result<(), Error> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
@@ -267,6 +280,105 @@ impl<'h> Sessions<'h> {
             }
             Err(e) => Err(Error::io(path.display(), e)),
         }
+    }
+}
+
+/// What `weft sessions list` shows.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub sessions: Vec<Summary>,
+    /// Session files that could not be read, with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Opens a session file for reading, or `None` if there is none. A link is
+/// refused: whatever it points to is not a session clawft wrote.
+fn open_existing(path: &std::path::Path) -> Result<Option<File>, Error> {
+    not_a_link(path)?;
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+fn not_a_link(path: &std::path::Path) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Sandbox {
+            path: path.display().to_string(),
+            reason: "a session file may not be a symbolic link",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The last lines of a file and where the first of them starts.
+struct Tail {
+    start: u64,
+    lines: Vec<Line>,
+}
+
+/// Reads whole lines backwards from the end of `file` until `keep` are
+/// found or the file begins. Never holds more than [`MAX_TAIL_BYTES`].
+fn read_tail(file: &mut File, keep: usize) -> io::Result<Tail> {
+    const BLOCK: u64 = 64 << 10;
+    let len = file.metadata()?.len();
+    let mut pos = len;
+    let mut bytes: Vec<u8> = Vec::new();
+    // Newlines inside `bytes` that end a line we could keep.
+    let count = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count();
+    while pos > 0 && count(&bytes) <= keep && bytes.len() < MAX_TAIL_BYTES {
+        let from = pos.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (pos - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&bytes);
+        bytes = block;
+        pos = from;
+    }
+    // Unless we reached the start, the first piece is the end of a line we
+    // did not read whole: leave it out.
+    let mut start = pos;
+    let mut rest = &bytes[..];
+    if pos > 0 {
+        let cut = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        start += cut as u64;
+        rest = &rest[cut..];
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    read_lines(rest, |_, line| lines.push(line))?;
+    let drop = lines.len().saturating_sub(keep);
+    let skipped_bytes: usize = lines[..drop]
+        .iter()
+        .map(|l| match l {
+            Line::Whole(b) => b.len() + 1,
+            Line::Torn(b) => b.len(),
+            Line::TooLong => 0,
+        })
+        .sum();
+    lines.drain(..drop);
+    Ok(Tail {
+        start: start + skipped_bytes as u64,
+        lines,
+    })
+}
+
+/// How many lines end before byte `end` (read only to name a bad line).
+fn count_newlines(file: &mut File, end: u64) -> io::Result<usize> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::new(file.take(end));
+    let mut count = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(count);
+        }
+        count += chunk.iter().filter(|&&b| b == b'\n').count();
+        let n = chunk.len();
+        reader.consume(n);
     }
 }
 
@@ -384,13 +496,66 @@ fn read_lines(mut reader: impl BufRead, mut each: impl FnMut(usize, Line)) -> io
     }
 }
 
-/// Holds an exclusive lock on the file while a turn is appended, where the
-/// platform has one (not under WASI, where the host's append is one atomic
-/// `pwritev2(RWF_APPEND)` per write in wasmtime on Linux).
-fn lock(file: &File) -> io::Result<()> {
+/// How long a turn waits for another writer of the same session.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// A lock file this old was left by a writer that died mid-append (an
+/// append takes milliseconds).
+const LOCK_STALE: Duration = Duration::from_secs(30);
+
+/// An exclusive hold on a session while a turn is appended, so a check of
+/// the file's last byte and the write that follows see no other writer in
+/// between. Released when dropped.
+enum AppendLock {
+    /// The OS's file lock (`flock`), released with the file.
+    Os,
+    /// Where there is none (WASI): a lock file created exclusively beside
+    /// the session, removed when done.
+    File(PathBuf),
+}
+
+impl Drop for AppendLock {
+    fn drop(&mut self) {
+        if let AppendLock::File(path) = self {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn lock(file: &File, path: &std::path::Path) -> io::Result<AppendLock> {
     match file.lock() {
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
-        other => other,
+        Ok(()) => Ok(AppendLock::Os),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => lock_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+fn lock_file(session: &std::path::Path) -> io::Result<AppendLock> {
+    let mut name = session.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = PathBuf::from(name);
+    let started = std::time::Instant::now();
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(_) => return Ok(AppendLock::File(lock)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let age = fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|age| age > LOCK_STALE) {
+                    let _ = fs::remove_file(&lock);
+                    continue;
+                }
+                if started.elapsed() > LOCK_WAIT {
+                    return Err(io::Error::other(format!(
+                        "another weft is writing this session; if none is running, remove {}",
+                        lock.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -522,13 +687,13 @@ mod tests {
         assert_eq!(first["key"], "work");
         assert_eq!(text.lines().count(), 4);
 
-        let list = store.list().unwrap();
+        let list = store.list().unwrap().sessions;
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].key.as_str(), list[0].messages), ("work", 3));
 
         store.remove("work").unwrap();
         assert!(matches!(store.remove("work"), Err(Error::NoSuchSession(_))));
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.list().unwrap().sessions.is_empty());
     }
 
     #[test]
@@ -625,6 +790,65 @@ mod tests {
             }]
         );
         assert_eq!(store.load_recent("long", 0).unwrap().messages.len(), 8);
+    }
+
+    #[test]
+    fn the_tail_names_bad_lines_by_their_number_in_the_file() {
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        for i in 0..50 {
+            store
+                .append("t", &[Message::new(Role::User, i.to_string())])
+                .unwrap();
+        }
+        let path = dir.path().join("sessions/t.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"not json\n{\"role\":\"user\",\"content\":\"49b\"}\n{\"ro")
+            .unwrap();
+        let recent = store.load_recent("t", 3).unwrap();
+        // Line 1 is metadata, 2..=51 the messages, 52 garbage, 53 a message, 54 torn.
+        let lines: Vec<_> = recent
+            .skipped
+            .iter()
+            .map(|s| (s.line, s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (52, "not valid JSON"),
+                (54, "truncated: the write of this line did not finish")
+            ]
+        );
+        assert_eq!(recent.messages.last().unwrap().content, "49b");
+        assert!(recent.messages.len() <= 11);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_session_file_that_is_a_link_is_refused_and_rm_removes_only_the_link() {
+        // Found in review: rm deleted the link's target, outside sessions/.
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        store
+            .append("real", &[Message::new(Role::User, "x")])
+            .unwrap();
+        let target = dir.path().join("archive.jsonl");
+        fs::copy(dir.path().join("sessions/real.jsonl"), &target).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("sessions/alias.jsonl")).unwrap();
+        assert!(matches!(
+            store.load_recent("alias", 5),
+            Err(Error::Sandbox { .. })
+        ));
+        assert!(matches!(
+            store.append("alias", &[]),
+            Err(Error::Sandbox { .. })
+        ));
+        let listing = store.list().unwrap();
+        assert_eq!(listing.sessions.len(), 1);
+        assert_eq!(listing.unreadable.len(), 1);
+        store.remove("alias").unwrap();
+        assert!(target.exists(), "the target must survive");
+        assert!(!dir.path().join("sessions/alias.jsonl").exists());
     }
 
     #[test]

@@ -92,14 +92,19 @@ impl SseParser {
         self.extend_line(bytes)
     }
 
-    /// The stream ended. An event without its closing blank line is
-    /// dropped, as the spec says; callers decide whether that was expected.
-    pub fn finish(&mut self) -> bool {
-        let partial = self.has_data || !self.line.is_empty();
-        self.line.clear();
-        self.event = Event::default();
-        self.has_data = false;
-        partial
+    /// The stream ended: the event still being read, if its data is
+    /// whole. The spec drops an event without its closing blank line; a chat
+    /// client is better served by one last chance (`data: [DONE]` and EOF).
+    pub fn finish(&mut self) -> Option<Event> {
+        let mut out = Vec::new();
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            let _ = self.line_done(&line, &mut out);
+        }
+        let pending = std::mem::take(&mut self.event);
+        let has_data = std::mem::replace(&mut self.has_data, false);
+        self.after_cr = false;
+        out.pop().or(has_data.then_some(pending))
     }
 
     fn extend_line(&mut self, bytes: &[u8]) -> Result<(), SseError> {
@@ -192,13 +197,26 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_event_is_reported_by_finish() {
+    fn finish_hands_over_the_last_event_without_its_blank_line() {
         let mut parser = SseParser::default();
         let mut out = Vec::new();
-        parser.push(b"data: partial", &mut out).unwrap();
-        assert!(out.is_empty());
-        assert!(parser.finish());
-        assert!(!parser.finish());
+        parser
+            .push(b"data: whole\n\ndata: [DONE]", &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(parser.finish().unwrap().data, "[DONE]");
+        assert_eq!(parser.finish(), None);
+
+        parser
+            .push(b"event: message_stop\ndata: {}\n", &mut out)
+            .unwrap();
+        let last = parser.finish().unwrap();
+        assert_eq!(
+            (last.name.as_str(), last.data.as_str()),
+            ("message_stop", "{}")
+        );
+        parser.push(b": only a comment", &mut out).unwrap();
+        assert_eq!(parser.finish(), None);
     }
 
     #[test]

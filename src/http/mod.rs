@@ -27,15 +27,18 @@ mod backend;
 /// Whether this build can make HTTP requests at all.
 pub const AVAILABLE: bool = backend::AVAILABLE;
 
+/// What clawft calls itself in the `user-agent` header.
+pub const USER_AGENT: &str = concat!("clawft/", env!("CARGO_PKG_VERSION"));
+
 /// Sends a POST request and returns as soon as the response headers arrive;
 /// the body is read from [`Response::body`] as it comes.
 pub fn post(request: &Request) -> Result<Response, HttpError> {
-    Url::parse(&request.url)?;
-    backend::post(request)
+    let url = Url::parse(&request.url)?;
+    backend::post(request, &url)
 }
 
 /// A POST request with a complete body.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     pub url: String,
     /// Header names and values; secrets live here, so this type never prints them.
@@ -45,6 +48,19 @@ pub struct Request {
     /// pause between bytes of the body (so a long stream is never cut off
     /// while it keeps flowing).
     pub timeout: Duration,
+}
+
+impl fmt::Debug for Request {
+    /// Header names only: their values carry the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Request")
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// A response whose body is still on the wire.
@@ -58,10 +74,21 @@ pub struct Response {
 impl Response {
     /// The first value of a header, by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
+    }
+
+    /// Reads at most `limit` bytes of the body, as many as arrive before the
+    /// limit, the end or an error: enough to find an error message in.
+    pub fn read_prefix(&mut self, limit: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        while out.len() < limit {
+            match self.body.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n.min(limit - out.len())]),
+            }
+        }
+        out
     }
 
     /// Reads the whole body, refusing to hold more than `limit` bytes.
@@ -87,6 +114,14 @@ impl fmt::Debug for Response {
             .field("status", &self.status)
             .finish_non_exhaustive()
     }
+}
+
+/// The first value of a header in a list of lower-case names and values.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A response body read piece by piece; `Ok(0)` means the body is complete.
@@ -116,6 +151,9 @@ pub enum HttpError {
     Tls(String),
     /// The URL is not an absolute `http` or `https` URL.
     InvalidUrl(String),
+    /// The request could not be built (a header the client or host refuses):
+    /// a mistake in the configuration, never worth retrying.
+    InvalidRequest(String),
     /// The body is bigger than the caller allows.
     TooLarge(usize),
     /// The connection broke or the peer spoke broken HTTP mid-exchange.
@@ -129,6 +167,7 @@ impl fmt::Display for HttpError {
             HttpError::Timeout(phase) => write!(f, "Request timed out {phase}"),
             HttpError::Tls(why) => write!(f, "TLS error: {why}"),
             HttpError::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
+            HttpError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
             HttpError::TooLarge(limit) => {
                 write!(f, "response body is larger than the {limit}-byte limit")
             }

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use super::{HttpError, ReadBody, Request, Response};
+use super::{HttpError, ReadBody, Request, Response, Url};
 
 pub const AVAILABLE: bool = true;
 
-pub fn post(request: &Request) -> Result<Response, HttpError> {
+/// ureq takes the URL as text; `_url` is the same, already checked.
+pub fn post(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
     let agent = agent(request.timeout)?;
     let mut builder = agent.post(&request.url);
     for (name, value) in &request.headers {
@@ -56,7 +57,6 @@ fn agent(timeout: Duration) -> Result<ureq::Agent, HttpError> {
         .timeout_connect(Some(timeout))
         .timeout_recv_response(Some(timeout))
         .timeout_per_read(Some(timeout))
-        .user_agent(concat!("clawft/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls.build())
         .build();
     Ok(config.new_agent())
@@ -116,6 +116,7 @@ fn map_error(err: ureq::Error, timeout: Duration) -> HttpError {
             HttpError::Unavailable("the proxy URL in the *_PROXY variables is invalid".into())
         }
         E::BadUri(why) => HttpError::InvalidUrl(why),
+        E::Http(why) => HttpError::InvalidRequest(why.to_string()),
         E::Tls(why) => HttpError::Tls(why.into()),
         E::Pem(why) => HttpError::Tls(why.to_string()),
         E::Rustls(why) => HttpError::Tls(why.to_string()),

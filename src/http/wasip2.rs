@@ -32,8 +32,7 @@ pub const AVAILABLE: bool = true;
 /// The most `blocking-write-and-flush` accepts in one call.
 const WRITE_PIECE: usize = 4096;
 
-pub fn post(request: &Request) -> Result<Response, HttpError> {
-    let url = Url::parse(&request.url)?;
+pub fn post(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
     let timeout = Timeout(request.timeout);
 
     let mut fields: Vec<(String, Vec<u8>)> = request
@@ -46,7 +45,7 @@ pub fn post(request: &Request) -> Result<Response, HttpError> {
         request.body.len().to_string().into_bytes(),
     ));
     let headers = Fields::from_list(&fields).map_err(|e| {
-        HttpError::Transport(
+        HttpError::InvalidRequest(
             match e {
                 HeaderError::Forbidden => "the host forbids one of the request headers",
                 HeaderError::InvalidSyntax => "a request header is not valid HTTP",
@@ -116,7 +115,6 @@ pub fn post(request: &Request) -> Result<Response, HttpError> {
         headers,
         body: Box::new(WasiBody {
             stream,
-            pending: Vec::new(),
             _body: body,
             _response: incoming,
             timeout,
@@ -156,7 +154,6 @@ fn wait_for(
 /// stream) must go before its parent (the body, then the response).
 struct WasiBody {
     stream: InputStream,
-    pending: Vec<u8>,
     _body: IncomingBody,
     _response: IncomingResponse,
     timeout: Timeout,
@@ -164,17 +161,18 @@ struct WasiBody {
 
 impl ReadBody for WasiBody {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
-        while self.pending.is_empty() {
+        loop {
+            // blocking-read returns at most the length asked for.
             match self.stream.blocking_read(buf.len() as u64) {
-                Ok(bytes) => self.pending = bytes,
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    return Ok(bytes.len());
+                }
                 Err(StreamError::Closed) => return Ok(0),
                 Err(e) => return Err(self.timeout.map_stream(e)),
             }
         }
-        let n = buf.len().min(self.pending.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        self.pending.drain(..n);
-        Ok(n)
     }
 }
 

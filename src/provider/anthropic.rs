@@ -6,7 +6,7 @@
 //! `content_block_delta` (`text_delta`), the end is `message_stop`, and
 //! `error` reports a failure mid-stream (for example `overloaded_error`).
 
-use super::StreamItem;
+use super::{Failure, StreamItem};
 use crate::config::{Secret, Settings};
 use crate::json::{self, object, Json, Member};
 use crate::session::Message;
@@ -43,10 +43,7 @@ pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
     body.push(Member::new("messages", messages));
     body.push(Member::new("stream", stream));
     if let Some(t) = &settings.temperature {
-        body.push(Member::new(
-            "temperature",
-            Json::Number(t.as_str().to_owned()),
-        ));
+        body.push(Member::new("temperature", t));
     }
     Json::Object(body)
 }
@@ -79,7 +76,10 @@ pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
     }
     fn text(v: Option<&Json>) -> StreamItem {
         match v.and_then(|v| v.get("text")).and_then(Json::as_str) {
-            Some(t) if !t.is_empty() => StreamItem::Text(t.to_owned()),
+            Some(t) if !t.is_empty() => StreamItem::Text {
+                text: t.to_owned(),
+                last: false,
+            },
             _ => StreamItem::Nothing,
         }
     }
@@ -93,9 +93,7 @@ pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
             _ => StreamItem::Nothing,
         },
         Some("message_stop") => StreamItem::Finished,
-        Some("error") => StreamItem::Failed(
-            super::error_message(event.data.as_bytes()).unwrap_or_else(|| event.data.clone()),
-        ),
+        Some("error") => StreamItem::Failed(Failure::from_body(event.data.as_bytes())),
         Some(_) => StreamItem::Nothing, // message_start, message_delta, ping, block stops
         None => return Err(format!("a '{}' event without a type", event.name)),
     })
@@ -168,7 +166,10 @@ mod tests {
                     "content_block_delta",
                     r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
                 ),
-                StreamItem::Text("Hi".into()),
+                StreamItem::Text {
+                    text: "Hi".into(),
+                    last: false,
+                },
             ),
             (
                 event(
@@ -200,7 +201,10 @@ mod tests {
                     "error",
                     r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
                 ),
-                StreamItem::Failed("Overloaded".into()),
+                StreamItem::Failed(Failure {
+                    message: "Overloaded".into(),
+                    kind: Some("overloaded_error".into()),
+                }),
             ),
         ];
         for (event, expected) in cases {

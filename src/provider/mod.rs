@@ -27,7 +27,9 @@ pub const MAX_STREAM_BYTES: usize = 64 << 20;
 /// (a text event carries at least one token), small enough that an endless
 /// stream ends soon.
 pub fn max_stream_events(max_tokens: u32) -> usize {
-    10_000 + 8 * max_tokens as usize
+    (max_tokens as usize)
+        .saturating_mul(8)
+        .saturating_add(10_000)
 }
 
 /// How a provider expects to be spoken to (`"protocol"` in the config:
@@ -45,6 +47,42 @@ impl Protocol {
         match self {
             Protocol::OpenAi => "openai",
             Protocol::Anthropic => "anthropic",
+        }
+    }
+
+    /// Where requests go, under the provider's `api_base`.
+    fn path(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "/chat/completions",
+            Protocol::Anthropic => "/messages",
+        }
+    }
+
+    fn auth_headers(self, key: Option<&Secret>) -> Vec<(String, String)> {
+        match self {
+            Protocol::OpenAi => openai::auth_headers(key),
+            Protocol::Anthropic => anthropic::auth_headers(key),
+        }
+    }
+
+    fn body(self, settings: &Settings, history: &[Message], stream: bool) -> Json {
+        match self {
+            Protocol::OpenAi => openai::body(settings, history, stream),
+            Protocol::Anthropic => anthropic::body(settings, history, stream),
+        }
+    }
+
+    fn complete_text(self, body: &[u8]) -> Result<String, String> {
+        match self {
+            Protocol::OpenAi => openai::complete_text(body),
+            Protocol::Anthropic => anthropic::complete_text(body),
+        }
+    }
+
+    fn stream_item(self, event: &Event) -> Result<StreamItem, String> {
+        match self {
+            Protocol::OpenAi => openai::stream_item(event),
+            Protocol::Anthropic => anthropic::stream_item(event),
         }
     }
 }
@@ -117,7 +155,8 @@ pub fn builtin(name: &str) -> Option<&'static Builtin> {
 }
 
 /// Builds the HTTP request for one chat turn. `history` ends with the new
-/// user message.
+/// user message; empty messages (an old session may hold one) are left out,
+/// since providers refuse them.
 pub fn request(
     settings: &Settings,
     history: &[Message],
@@ -125,18 +164,12 @@ pub fn request(
 ) -> Result<http::Request, Error> {
     let provider = &settings.provider;
     let key = provider.require_key()?;
-    let (path, auth, body) = match provider.protocol {
-        Protocol::OpenAi => (
-            "/chat/completions",
-            openai::auth_headers(key),
-            openai::body(settings, history, stream),
-        ),
-        Protocol::Anthropic => (
-            "/messages",
-            anthropic::auth_headers(key),
-            anthropic::body(settings, history, stream),
-        ),
-    };
+    let protocol = provider.protocol;
+    let history: Vec<Message> = history
+        .iter()
+        .filter(|m| !m.content.trim().is_empty())
+        .cloned()
+        .collect();
     let accept = if stream {
         "text/event-stream"
     } else {
@@ -145,35 +178,55 @@ pub fn request(
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("accept".to_owned(), accept.to_owned()),
-        (
-            "user-agent".to_owned(),
-            concat!("clawft/", env!("CARGO_PKG_VERSION")).to_owned(),
-        ),
+        ("user-agent".to_owned(), http::USER_AGENT.to_owned()),
     ];
-    headers.extend(auth);
+    headers.extend(protocol.auth_headers(key));
     headers.extend(provider.extra_headers.iter().cloned());
     Ok(http::Request {
-        url: format!("{}{path}", provider.api_base),
+        url: format!("{}{}", provider.api_base, protocol.path()),
         headers,
-        body: body.to_text().into_bytes(),
+        body: protocol
+            .body(settings, &history, stream)
+            .to_text()
+            .into_bytes(),
         timeout: provider.timeout,
     })
 }
 
-/// What one event of a streamed reply means.
+/// What one event of a streamed reply says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StreamItem {
-    Text(String),
+    /// Text to show; `last` when the same event also ends the reply.
+    Text { text: String, last: bool },
     /// The provider said the reply is complete.
     Finished,
     /// An event that carries nothing for the user (role headers, pings, usage).
     Nothing,
     /// The provider reported an error inside the stream.
-    Failed(String),
+    Failed(Failure),
+}
+
+/// An error a provider reported inside a stream.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// Its type, e.g. `overloaded_error`, which decides whether to retry.
+    pub kind: Option<String>,
+}
+
+impl Failure {
+    /// Reads an error event's data (the same shape as an error body).
+    pub fn from_body(body: &[u8]) -> Failure {
+        Failure {
+            message: error_message(body).unwrap_or_else(|| "an error without a message".into()),
+            kind: error_kind(body),
+        }
+    }
 }
 
 /// Reads a reply. Text is handed to `on_text` as it arrives (once, whole,
-/// when not streaming); the complete text is returned.
+/// when not streaming); the complete text is returned. An empty reply is an
+/// error, never saved.
 pub fn read_reply(
     settings: &Settings,
     mut response: Response,
@@ -187,109 +240,146 @@ pub fn read_reply(
     let is_sse = response
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/event-stream"));
-    if !(stream && is_sse) {
+    let text = if stream && is_sse {
+        Stream::new(settings, on_text).read(response)?
+    } else {
         // Also the path for a server that ignores `"stream": true`.
         let body = response.read_to_end(MAX_REPLY_BYTES).map_err(Error::Http)?;
-        let text = match provider.protocol {
-            Protocol::OpenAi => openai::complete_text(&body),
-            Protocol::Anthropic => anthropic::complete_text(&body),
+        let text = provider
+            .protocol
+            .complete_text(&body)
+            .map_err(|detail| bad_reply(provider, &detail))?;
+        if !text.trim().is_empty() {
+            on_text(&text)?;
         }
-        .map_err(|detail| bad_reply(provider, detail))?;
-        on_text(&text)?;
-        return Ok(text);
-    }
-    read_stream(settings, response, on_text)
-}
-
-fn read_stream(
-    settings: &Settings,
-    mut response: Response,
-    on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
-) -> Result<String, Error> {
-    let provider = &settings.provider;
-    let max_events = max_stream_events(settings.max_tokens);
-    let interrupted = |detail: String| Error::StreamInterrupted {
-        provider: provider.name.clone(),
-        detail,
+        text
     };
-    let mut parser = SseParser::default();
-    let mut events: Vec<Event> = Vec::new();
-    let mut text = String::new();
-    let mut finished = false;
-    let mut seen = 0usize;
-    let mut received = 0usize;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match response.body.read(&mut buf) {
-            Ok(n) => n,
-            Err(HttpError::Timeout(phase)) => return Err(Error::Http(HttpError::Timeout(phase))),
-            Err(err) => return Err(interrupted(format!("broke off the reply: {err}"))),
-        };
-        if n == 0 {
-            break;
-        }
-        received += n;
-        if received > MAX_STREAM_BYTES {
-            return Err(bad_reply(
-                provider,
-                format!("the stream is longer than {MAX_STREAM_BYTES} bytes"),
-            ));
-        }
-        parser
-            .push(&buf[..n], &mut events)
-            .map_err(|e| bad_reply(provider, e.to_string()))?;
-        for event in events.drain(..) {
-            seen += 1;
-            if seen > max_events {
-                return Err(bad_reply(
-                    provider,
-                    format!("more than {max_events} events in one reply"),
-                ));
-            }
-            let item = match provider.protocol {
-                Protocol::OpenAi => openai::stream_item(&event),
-                Protocol::Anthropic => anthropic::stream_item(&event),
-            }
-            .map_err(|detail| bad_reply(provider, detail))?;
-            match item {
-                StreamItem::Text(piece) => {
-                    if text.len() + piece.len() > MAX_REPLY_BYTES {
-                        return Err(bad_reply(
-                            provider,
-                            format!("the reply is longer than {MAX_REPLY_BYTES} bytes"),
-                        ));
-                    }
-                    on_text(&piece)?;
-                    text.push_str(&piece);
-                }
-                StreamItem::Finished => finished = true,
-                StreamItem::Nothing => {}
-                StreamItem::Failed(message) => {
-                    return Err(Error::ProviderError {
-                        provider: provider.name.clone(),
-                        message: redact(&message, provider.api_key.as_ref()),
-                    })
-                }
-            }
-        }
-    }
-    parser.finish();
-    if !finished {
-        return Err(interrupted(
-            "closed the stream before the reply was complete".into(),
-        ));
+    if text.trim().is_empty() {
+        return Err(bad_reply(provider, "the reply has no text"));
     }
     Ok(text)
+}
+
+/// A streamed reply being read: the text so far, and the bounds.
+struct Stream<'a> {
+    settings: &'a Settings,
+    on_text: &'a mut dyn FnMut(&str) -> Result<(), Error>,
+    text: String,
+    finished: bool,
+    events: usize,
+    max_events: usize,
+}
+
+impl<'a> Stream<'a> {
+    fn new(settings: &'a Settings, on_text: &'a mut dyn FnMut(&str) -> Result<(), Error>) -> Self {
+        Stream {
+            settings,
+            on_text,
+            text: String::new(),
+            finished: false,
+            events: 0,
+            max_events: max_stream_events(settings.max_tokens),
+        }
+    }
+
+    /// Reads events until the provider says the reply is complete (then
+    /// stops, whether or not the server closes) or the body ends.
+    fn read(mut self, mut response: Response) -> Result<String, Error> {
+        let provider = &self.settings.provider;
+        let mut parser = SseParser::default();
+        let mut events: Vec<Event> = Vec::new();
+        let mut received = 0usize;
+        let mut buf = vec![0u8; 16 * 1024];
+        while !self.finished {
+            let n = match response.body.read(&mut buf) {
+                Ok(n) => n,
+                Err(HttpError::Timeout(phase)) => {
+                    return Err(Error::Http(HttpError::Timeout(phase)))
+                }
+                Err(err) => return Err(self.interrupted(&format!("broke off the reply: {err}"))),
+            };
+            if n == 0 {
+                // A last event without its closing blank line still counts.
+                if let Some(event) = parser.finish() {
+                    self.apply(&event)?;
+                }
+                break;
+            }
+            received += n;
+            if received > MAX_STREAM_BYTES {
+                let detail = format!("the stream is longer than {MAX_STREAM_BYTES} bytes");
+                return Err(bad_reply(provider, &detail));
+            }
+            parser
+                .push(&buf[..n], &mut events)
+                .map_err(|e| bad_reply(provider, &e.to_string()))?;
+            for event in events.drain(..) {
+                if !self.finished {
+                    self.apply(&event)?;
+                }
+            }
+        }
+        if !self.finished {
+            return Err(self.interrupted("closed the stream before the reply was complete"));
+        }
+        Ok(self.text)
+    }
+
+    /// Shows and keeps the text an event carries, or fails as it says.
+    fn apply(&mut self, event: &Event) -> Result<(), Error> {
+        let provider = &self.settings.provider;
+        self.events += 1;
+        if self.events > self.max_events {
+            let detail = format!("more than {} events in one reply", self.max_events);
+            return Err(bad_reply(provider, &detail));
+        }
+        let item = provider
+            .protocol
+            .stream_item(event)
+            .map_err(|detail| bad_reply(provider, &detail))?;
+        match item {
+            StreamItem::Text { text, last } => {
+                if self.text.len() + text.len() > MAX_REPLY_BYTES {
+                    let detail = format!("the reply is longer than {MAX_REPLY_BYTES} bytes");
+                    return Err(bad_reply(provider, &detail));
+                }
+                (self.on_text)(&text)?;
+                self.text.push_str(&text);
+                self.finished = last;
+            }
+            StreamItem::Finished => self.finished = true,
+            StreamItem::Nothing => {}
+            StreamItem::Failed(failure) => {
+                return Err(Error::ProviderError {
+                    provider: provider.name.clone(),
+                    message: clean(&failure.message, provider.api_key.as_ref()),
+                    kind: failure.kind,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn interrupted(&self, detail: &str) -> Error {
+        let provider = &self.settings.provider;
+        Error::StreamInterrupted {
+            provider: provider.name.clone(),
+            detail: clean(detail, provider.api_key.as_ref()),
+        }
+    }
 }
 
 /// Turns a non-success response into the error a user can act on.
 fn status_error(provider: &Provider, mut response: Response) -> Error {
     let status = response.status;
     let retry_after = crate::retry::retry_after(&response.headers, std::time::SystemTime::now());
-    let body = response.read_to_end(MAX_ERROR_BYTES).unwrap_or_default();
-    let message = error_message(&body)
-        .map(|m| redact(&m, provider.api_key.as_ref()))
-        .unwrap_or_else(|| reason_phrase(status).to_owned());
+    // The first 64 KiB are enough to find a message; a longer body is not an
+    // excuse to lose it.
+    let body = response.read_prefix(MAX_ERROR_BYTES);
+    let message = match error_message(&body) {
+        Some(message) => clean(&message, provider.api_key.as_ref()),
+        None => reason_phrase(status).to_owned(),
+    };
     let provider = provider.name.clone();
     match status {
         401 | 403 => Error::InvalidApiKey {
@@ -306,22 +396,51 @@ fn status_error(provider: &Provider, mut response: Response) -> Error {
     }
 }
 
-/// The provider's own words from an error body: `{"error":{"message":..}}`
-/// (OpenAI, Anthropic), `{"error":".."}` (Ollama) or `{"message":..}`;
-/// otherwise a short plain-text body as is.
+/// The provider's own words from an error body, as sent: `{"error":
+/// {"message":..}}` (OpenAI, Anthropic), `{"error":".."}` (Ollama) or
+/// `{"message":..}`; otherwise a plain-text body as it is. Pass the result
+/// through [`clean`] before showing it.
 pub fn error_message(body: &[u8]) -> Option<String> {
     let Ok(parsed) = json::parse(body) else {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        return (!text.is_empty() && !text.starts_with('<')).then(|| shorten(text));
+        return (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
     };
     let error = parsed.get("error");
-    let found = error
-        .and_then(|e| e.get("message"))
-        .or(error)
-        .or_else(|| parsed.get("message"))
-        .and_then(Json::as_str)?;
-    Some(shorten(found.trim()))
+    let found = [
+        error.and_then(|e| e.get("message")),
+        error,
+        parsed.get("message"),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(Json::as_str)
+    .map(|m| m.trim().to_owned());
+    found
+}
+
+/// The error's type or code, e.g. `overloaded_error` or `rate_limit_exceeded`.
+pub fn error_kind(body: &[u8]) -> Option<String> {
+    let parsed = json::parse(body).ok()?;
+    let error = parsed.get("error")?;
+    error
+        .get("type")
+        .or_else(|| error.get("code"))
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+}
+
+/// Text from outside (a provider's message) made fit for one stderr line:
+/// first every copy of the key removed, then control characters (newlines,
+/// terminal escapes) turned into spaces, then cut to 500 characters. In that
+/// order, so a cut can never leave part of the key behind.
+pub fn clean(text: &str, key: Option<&Secret>) -> String {
+    let redacted = redact(text, key);
+    let one_line: String = redacted
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    shorten(one_line.trim())
 }
 
 fn shorten(text: &str) -> String {
@@ -349,10 +468,10 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn bad_reply(provider: &Provider, detail: String) -> Error {
+fn bad_reply(provider: &Provider, detail: &str) -> Error {
     Error::BadReply {
         provider: provider.name.clone(),
-        detail: redact(&detail, provider.api_key.as_ref()),
+        detail: clean(detail, provider.api_key.as_ref()),
     }
 }
 
@@ -368,6 +487,160 @@ pub fn redact(text: &str, key: Option<&Secret>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    const KEY: &str = "KEYKEYKEY-distinctive-0123456789";
+
+    fn settings(model: &str) -> Settings {
+        Config::parse("{}")
+            .unwrap()
+            .settings(Some(model), |_| Some(KEY.into()))
+            .unwrap()
+    }
+
+    /// A body that hands out its pieces one read at a time, then fails if
+    /// read again (a server that keeps the connection open).
+    struct Scripted(Vec<Vec<u8>>, bool);
+
+    impl http::ReadBody for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
+            if self.0.is_empty() {
+                return if self.1 {
+                    Err(HttpError::Timeout("(read after the end)".into()))
+                } else {
+                    Ok(0)
+                };
+            }
+            let n = buf.len().min(self.0[0].len());
+            buf[..n].copy_from_slice(&self.0[0][..n]);
+            self.0[0].drain(..n);
+            if self.0[0].is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    fn reply(status: u16, content_type: &str, pieces: &[&str], open: bool) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Box::new(Scripted(
+                pieces.iter().map(|p| p.as_bytes().to_vec()).collect(),
+                open,
+            )),
+        }
+    }
+
+    fn read(model: &str, response: Response) -> (Result<String, Error>, String) {
+        let mut shown = String::new();
+        let result = read_reply(&settings(model), response, true, &mut |t| {
+            shown.push_str(t);
+            Ok(())
+        });
+        (result, shown)
+    }
+
+    #[test]
+    fn a_stream_ends_on_its_last_event_however_it_arrives() {
+        let sse = "text/event-stream";
+        let chunk = |text: &str, finish: &str| {
+            format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":{finish}}}]}}\n\n")
+        };
+        // Text and finish_reason in one chunk, no [DONE], connection left open.
+        let r = reply(
+            200,
+            sse,
+            &[&chunk("Hello", "null"), &chunk(" world", "\"stop\"")],
+            true,
+        );
+        assert_eq!(read("openai/m", r).0.unwrap(), "Hello world");
+        // [DONE] without its blank line, then the end.
+        let r = reply(200, sse, &[&chunk("Hi", "null"), "data: [DONE]"], false);
+        assert_eq!(read("openai/m", r).0.unwrap(), "Hi");
+        // Anthropic's message_stop, connection left open.
+        let events = [
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Yo\"}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ];
+        let r = reply(200, sse, &events, true);
+        assert_eq!(read("anthropic/m", r).0.unwrap(), "Yo");
+        // Cut off: shown, then reported, never finished.
+        let r = reply(200, sse, &[&chunk("Hel", "null")], false);
+        let (result, shown) = read("openai/m", r);
+        assert_eq!(shown, "Hel");
+        assert!(matches!(result, Err(Error::StreamInterrupted { .. })));
+    }
+
+    #[test]
+    fn an_empty_reply_is_an_error_not_a_turn() {
+        let r = reply(200, "text/event-stream", &["data: [DONE]\n\n"], false);
+        assert!(matches!(read("openai/m", r).0, Err(Error::BadReply { .. })));
+        let r = reply(
+            200,
+            "application/json",
+            &[r#"{"choices":[{"message":{"content":""}}]}"#],
+            false,
+        );
+        assert!(matches!(read("openai/m", r).0, Err(Error::BadReply { .. })));
+    }
+
+    #[test]
+    fn provider_text_is_redacted_before_it_is_cut_and_kept_on_one_line() {
+        // Found in review: the key straddling the 500-character cut survived in part.
+        for prefix in [490, 495, 499] {
+            let body = format!(
+                "{{\"error\":{{\"message\":\"{} {KEY}\"}}}}",
+                "x".repeat(prefix)
+            );
+            let Err(err) = read("openai/m", reply(400, "application/json", &[&body], false)).0
+            else {
+                panic!("a 400 is an error");
+            };
+            assert!(!err.to_string().contains(&KEY[..6]), "{err}");
+        }
+        let body = r#"{"error":{"message":"first
+second [31mred"}}"#;
+        let err = read("openai/m", reply(500, "application/json", &[body], false))
+            .0
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("first second  [31mred"), "{text:?}");
+    }
+
+    #[test]
+    fn a_long_error_body_still_yields_its_message() {
+        let body = format!("{}{}", "overloaded, try later ", "x".repeat(100_000));
+        let err = read("openai/m", reply(503, "text/plain", &[&body], false))
+            .0
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("HTTP 503: overloaded, try later x"),
+            "{err}"
+        );
+        let nested = r#"{"error":{"code":"E1"},"message":"top-level words"}"#;
+        assert_eq!(
+            error_message(nested.as_bytes()).as_deref(),
+            Some("top-level words")
+        );
+    }
+
+    #[test]
+    fn mid_stream_errors_carry_their_kind() {
+        let event = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let r = reply(200, "text/event-stream", &[event], false);
+        match read("anthropic/m", r).0 {
+            Err(Error::ProviderError { message, kind, .. }) => {
+                assert_eq!(
+                    (message.as_str(), kind.as_deref()),
+                    ("Overloaded", Some("overloaded_error"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn error_messages_are_found_in_every_shape() {

@@ -4,7 +4,7 @@
 //! streamed reply is SSE: `data: {chunk}` events whose
 //! `choices[0].delta.content` carries text, ended by `data: [DONE]`.
 
-use super::StreamItem;
+use super::{Failure, StreamItem};
 use crate::config::{Secret, Settings};
 use crate::json::{self, object, Json, Member};
 use crate::session::Message;
@@ -38,10 +38,7 @@ pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
         Member::new(limit, u64::from(settings.max_tokens)),
     ];
     if let Some(t) = &settings.temperature {
-        body.push(Member::new(
-            "temperature",
-            Json::Number(t.as_str().to_owned()),
-        ));
+        body.push(Member::new("temperature", t));
     }
     Json::Object(body)
 }
@@ -73,22 +70,23 @@ pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
     }
     let chunk = json::parse(data.as_bytes()).map_err(|e| format!("invalid JSON in stream: {e}"))?;
     if chunk.get("error").is_some_and(|e| !e.is_null()) {
-        let message = super::error_message(data.as_bytes())
-            .unwrap_or_else(|| "an error without a message".to_owned());
-        return Ok(StreamItem::Failed(message));
+        return Ok(StreamItem::Failed(Failure::from_body(data.as_bytes())));
     }
     let Some(choice) = first_choice(&chunk) else {
         return Ok(StreamItem::Nothing); // e.g. the usage chunk
     };
-    let text = choice
-        .get("delta")
-        .or_else(|| choice.get("message"))
-        .and_then(|d| d.get("content"))
-        .and_then(Json::as_str)
+    let delta = choice.get("delta").or_else(|| choice.get("message"));
+    // A refusal streams in a field of its own; it is the reply all the same.
+    let text = ["content", "refusal"]
+        .into_iter()
+        .find_map(|field| delta.and_then(|d| d.get(field)).and_then(Json::as_str))
         .unwrap_or("");
-    let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
-    Ok(match (text.is_empty(), finished) {
-        (false, _) => StreamItem::Text(text.to_owned()),
+    let last = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+    Ok(match (text.is_empty(), last) {
+        (false, last) => StreamItem::Text {
+            text: text.to_owned(),
+            last,
+        },
         (true, true) => StreamItem::Finished,
         (true, false) => StreamItem::Nothing,
     })
@@ -169,14 +167,38 @@ mod tests {
         assert_eq!(stream_item(&event(role)).unwrap(), StreamItem::Nothing);
         assert_eq!(
             stream_item(&event(text)).unwrap(),
-            StreamItem::Text("Hel".into())
+            StreamItem::Text {
+                text: "Hel".into(),
+                last: false
+            }
         );
         assert_eq!(stream_item(&event(stop)).unwrap(), StreamItem::Finished);
         assert_eq!(stream_item(&event(usage)).unwrap(), StreamItem::Nothing);
         assert_eq!(stream_item(&event("[DONE]")).unwrap(), StreamItem::Finished);
         assert_eq!(
             stream_item(&event(error)).unwrap(),
-            StreamItem::Failed("overloaded".into())
+            StreamItem::Failed(Failure {
+                message: "overloaded".into(),
+                kind: Some("server_error".into())
+            })
+        );
+        // Found in review: text and finish_reason in one chunk, and a
+        // streamed refusal, were both lost.
+        let last = r#"{"choices":[{"delta":{"content":" world"},"finish_reason":"stop"}]}"#;
+        assert_eq!(
+            stream_item(&event(last)).unwrap(),
+            StreamItem::Text {
+                text: " world".into(),
+                last: true
+            }
+        );
+        let refusal = r#"{"choices":[{"delta":{"refusal":"I can't."},"finish_reason":null}]}"#;
+        assert_eq!(
+            stream_item(&event(refusal)).unwrap(),
+            StreamItem::Text {
+                text: "I can't.".into(),
+                last: false
+            }
         );
         assert!(stream_item(&event("{oops")).is_err());
     }
