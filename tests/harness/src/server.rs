@@ -22,8 +22,10 @@
 //! | `endless`    | streams text events until the client gives up               |
 //!
 //! Replies stream as SSE over chunked encoding, a word per event, the way
-//! real providers do. Every request is recorded for the test to inspect. The
-//! server stops when dropped, and by itself after ten idle minutes.
+//! real providers do. Every request is recorded for the test to inspect,
+//! with the moments its streamed reply's first event and first text event
+//! went out (for time-to-first-token measurements). The server stops when
+//! dropped, and by itself after ten idle minutes.
 //!
 //! [`Server::start_tls`] serves HTTPS with the test certificate in `certs/`
 //! (signed by `certs/ca.pem`, a CA nothing else trusts).
@@ -32,7 +34,7 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,16 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// When the request arrived.
     pub at: Instant,
+    /// Filled in while the reply streams; shared by every clone.
+    sent: Arc<StreamMarks>,
+}
+
+/// When a streamed reply's first event and first text event went out: the
+/// moment just before each was written to the connection (in one write).
+#[derive(Debug, Default)]
+struct StreamMarks {
+    first_event: OnceLock<Instant>,
+    first_text: OnceLock<Instant>,
 }
 
 impl Recorded {
@@ -59,6 +71,26 @@ impl Recorded {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// When the first SSE event of the reply went out (None unless streamed).
+    pub fn first_event_sent(&self) -> Option<Instant> {
+        self.sent.first_event.get().copied()
+    }
+
+    /// When the first SSE event carrying reply text went out (None unless
+    /// streamed): the earliest moment a client could show a token.
+    pub fn first_text_sent(&self) -> Option<Instant> {
+        self.sent.first_text.get().copied()
+    }
+
+    /// The scenario: the first segment of the path.
+    pub fn scenario(&self) -> &str {
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
     }
 
     /// The body as JSON (Null if it is not JSON).
@@ -113,18 +145,23 @@ impl Server {
 
     fn spawn(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Mutex::new(Counts::default()));
-        let (log2, stop2, tls2) = (log.clone(), stop.clone(), tls.is_some());
-        let accepting = thread::spawn(move || accept_loop(listener, tls, log2, counts, stop2));
+        let last_activity = Arc::new(Mutex::new(Instant::now()));
+        let has_tls = tls.is_some();
+        let accepting = {
+            let (log, stop, last_activity) = (log.clone(), stop.clone(), last_activity.clone());
+            thread::spawn(move || accept_loop(listener, tls, log, counts, stop, last_activity))
+        };
+        {
+            let stop = stop.clone();
+            thread::spawn(move || stop_when_idle(addr, &stop, &last_activity));
+        }
         Server {
             addr,
-            tls: tls2,
+            tls: has_tls,
             log,
             stop,
             accepting,
@@ -159,22 +196,33 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        stop_accepting(self.addr, &self.stop);
     }
 }
 
+/// Tells the accepting thread to stop, and wakes it from `accept`.
+fn stop_accepting(addr: SocketAddr, stop: &AtomicBool) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+}
+
+/// Accepts in blocking mode, so a connection is answered the moment it
+/// arrives (timings measured against the server include no polling delay).
 fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     log: Arc<Mutex<Vec<Recorded>>>,
     counts: Arc<Mutex<Counts>>,
     stop: Arc<AtomicBool>,
+    last_activity: Arc<Mutex<Instant>>,
 ) {
-    let mut last_activity = Instant::now();
-    while !stop.load(Ordering::SeqCst) && last_activity.elapsed() < IDLE_LIMIT {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                last_activity = Instant::now();
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match stream {
+            Ok(stream) => {
+                *last_activity.lock().unwrap() = Instant::now();
                 let log = log.clone();
                 let tls = tls.clone();
                 let counts = counts.clone();
@@ -182,11 +230,19 @@ fn accept_loop(
                     let _ = serve(stream, tls, &log, &counts);
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(2));
-            }
             Err(_) => thread::sleep(Duration::from_millis(20)),
         }
+    }
+}
+
+/// Stops the server once no connection arrived for [`IDLE_LIMIT`].
+fn stop_when_idle(addr: SocketAddr, stop: &AtomicBool, last_activity: &Mutex<Instant>) {
+    while !stop.load(Ordering::SeqCst) {
+        if last_activity.lock().unwrap().elapsed() >= IDLE_LIMIT {
+            stop_accepting(addr, stop);
+            return;
+        }
+        thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -215,6 +271,9 @@ fn serve(
     counts: &Mutex<Counts>,
 ) -> io::Result<()> {
     stream.set_nonblocking(false)?;
+    // As real servers do: each streamed event leaves when written, not when
+    // Nagle's algorithm has heard back about the previous one.
+    stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     match tls {
         None => answer(stream, log, counts),
@@ -238,12 +297,7 @@ fn answer(
         }
     };
     log.lock().unwrap().push(request.clone());
-    let scenario = request
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("");
+    let scenario = request.scenario();
     let seen = {
         let mut counts = counts.lock().unwrap();
         let n = counts.requests.entry(scenario.to_owned()).or_default();
@@ -307,6 +361,7 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Recorded>> {
         headers,
         body,
         at: Instant::now(),
+        sent: Arc::default(),
     }))
 }
 
@@ -318,12 +373,7 @@ enum Wire {
 
 /// Answers a request; `seen` counts the requests to this scenario so far.
 fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Result<()> {
-    let scenario = request
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("");
+    let scenario = request.scenario();
     let wire = if request.path.ends_with("/messages") {
         Wire::Anthropic
     } else if request.path.ends_with("/chat/completions") {
@@ -417,7 +467,8 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
             let stall = scenario
                 .strip_prefix("stall-")
                 .map(|ms| Duration::from_millis(ms.parse().unwrap_or(5000)));
-            send_stream(stream, wire, &reply, stall, scenario == "cut")
+            let cut = scenario == "cut";
+            send_stream(stream, wire, &reply, stall, cut, &request.sent)
         }
     }
 }
@@ -515,6 +566,13 @@ fn send_stream_raw(stream: &mut impl Conn, events: &[Vec<u8>]) -> io::Result<()>
     stream.flush()
 }
 
+/// One SSE event as written on the wire.
+struct Event {
+    wire: String,
+    /// Whether it carries a piece of the reply's text.
+    text: bool,
+}
+
 /// Text events without end, until the client hangs up.
 fn send_endless(stream: &mut impl Conn, wire: Wire) -> io::Result<()> {
     write!(
@@ -523,9 +581,9 @@ fn send_endless(stream: &mut impl Conn, wire: Wire) -> io::Result<()> {
     )?;
     let event = events(wire, "more")
         .into_iter()
-        .find(|e| e.contains("more"))
+        .find(|e| e.text)
         .expect("a text event");
-    let batch = event.repeat(64);
+    let batch = event.wire.repeat(64);
     loop {
         write!(stream, "{:x}\r\n{batch}\r\n", batch.len())?;
         stream.flush()?;
@@ -533,7 +591,7 @@ fn send_endless(stream: &mut impl Conn, wire: Wire) -> io::Result<()> {
 }
 
 /// The reply as SSE events, a word (with its leading space) per text event.
-fn events(wire: Wire, reply: &str) -> Vec<String> {
+fn events(wire: Wire, reply: &str) -> Vec<Event> {
     let mut pieces: Vec<String> = Vec::new();
     for (i, word) in reply.split(' ').enumerate() {
         pieces.push(if i == 0 {
@@ -544,6 +602,8 @@ fn events(wire: Wire, reply: &str) -> Vec<String> {
     }
     let data = |v: Value| format!("data: {v}\n\n");
     let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let meta = |wire: String| Event { wire, text: false };
+    let text = |wire: String| Event { wire, text: true };
     let mut out = Vec::new();
     match wire {
         Wire::OpenAi => {
@@ -553,29 +613,29 @@ fn events(wire: Wire, reply: &str) -> Vec<String> {
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
                 )
             };
-            out.push(chunk(
+            out.push(meta(chunk(
                 json!({"role": "assistant", "content": ""}),
                 Value::Null,
-            ));
+            )));
             for p in pieces {
-                out.push(chunk(json!({"content": p}), Value::Null));
+                out.push(text(chunk(json!({"content": p}), Value::Null)));
             }
-            out.push(chunk(json!({}), json!("stop")));
-            out.push("data: [DONE]\n\n".to_owned());
+            out.push(meta(chunk(json!({}), json!("stop"))));
+            out.push(meta("data: [DONE]\n\n".to_owned()));
         }
         Wire::Anthropic => {
-            out.push(named("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "content": [], "model": "mock"}})));
-            out.push(named("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
-            out.push(named("ping", json!({"type": "ping"})));
+            out.push(meta(named("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "content": [], "model": "mock"}}))));
+            out.push(meta(named("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))));
+            out.push(meta(named("ping", json!({"type": "ping"}))));
             for p in pieces {
-                out.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
+                out.push(text(named("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}))));
             }
-            out.push(named(
+            out.push(meta(named(
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": 0}),
-            ));
-            out.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}})));
-            out.push(named("message_stop", json!({"type": "message_stop"})));
+            )));
+            out.push(meta(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}))));
+            out.push(meta(named("message_stop", json!({"type": "message_stop"}))));
         }
     }
     out
@@ -587,6 +647,7 @@ fn send_stream(
     reply: &str,
     stall: Option<Duration>,
     cut: bool,
+    marks: &StreamMarks,
 ) -> io::Result<()> {
     write!(
         stream,
@@ -595,7 +656,14 @@ fn send_stream(
     let events = events(wire, reply);
     let keep = if cut { events.len() / 2 } else { events.len() };
     for (i, event) in events.iter().take(keep).enumerate() {
-        write!(stream, "{:x}\r\n{event}\r\n", event.len())?;
+        // One write per event, noted just before it goes out.
+        let chunk = format!("{:x}\r\n{}\r\n", event.wire.len(), event.wire);
+        let now = Instant::now();
+        let _ = marks.first_event.set(now);
+        if event.text {
+            let _ = marks.first_text.set(now);
+        }
+        stream.write_all(chunk.as_bytes())?;
         stream.flush()?;
         if i == 1 {
             if let Some(pause) = stall {
