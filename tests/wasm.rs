@@ -187,3 +187,22 @@ mod faults {
 fn wasip2_interactive_turns_on_a_terminal() {
     check(s::interactive_turns(&Weft::wasip2(), &Server::start()));
 }
+
+/// Import names are stored as plain text in a wasm binary.
+fn mentions(wasm: &std::path::Path, name: &str) -> bool {
+    let bytes = std::fs::read(wasm).expect("read the wasm file");
+    bytes.windows(name.len()).any(|w| w == name.as_bytes())
+}
+
+#[test]
+fn wasip1_imports_nothing_from_wasi_http_and_the_component_does() {
+    let p1 = clawft_harness::weft::artifact("CLAWFT_WASIP1", "wasm32-wasip1");
+    let p2 = clawft_harness::weft::artifact("CLAWFT_WASIP2", "wasm32-wasip2");
+    // A host without the component model (WAMR) must be able to load it.
+    assert!(
+        !mentions(&p1, "wasi:http"),
+        "the wasip1 module imports wasi:http"
+    );
+    assert!(mentions(&p1, "wasi_snapshot_preview1"));
+    assert!(mentions(&p2, "wasi:http/outgoing-handler"));
+}

@@ -418,7 +418,9 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-fn artifact(var: &str, target: &str) -> PathBuf {
+/// A shipped wasm artifact: `$VAR` if set, else `target/dist/TARGET/weft.wasm`
+/// (which must exist).
+pub fn artifact(var: &str, target: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(var) {
         return PathBuf::from(path);
     }
