@@ -518,21 +518,12 @@ impl fmt::Debug for ProviderConfig {
     }
 }
 
-/// Header names with their values, credentials replaced by "(hidden)".
+/// Header names with their values as [`shown_value`] shows them.
 fn shown_headers<'a>(
     headers: impl Iterator<Item = (&'a String, &'a String)>,
 ) -> Vec<(&'a str, &'a str)> {
     headers
-        .map(|(n, v)| {
-            (
-                n.as_str(),
-                if looks_secret(n) {
-                    "(hidden)"
-                } else {
-                    v.as_str()
-                },
-            )
-        })
+        .map(|(n, v)| (n.as_str(), shown_value(n, v)))
         .collect()
 }
 
@@ -553,8 +544,17 @@ impl fmt::Debug for Provider {
     }
 }
 
+/// A header's value fit to show a person: "(hidden)" for a credential.
+pub fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if looks_secret(name) {
+        "(hidden)"
+    } else {
+        value
+    }
+}
+
 /// Whether a header's value is a credential, judging by its name.
-pub fn looks_secret(name: &str) -> bool {
+fn looks_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["auth", "key", "token", "secret", "cookie", "password"]
         .iter()
@@ -782,6 +782,16 @@ mod tests {
             "{err}"
         );
         assert!(Config::parse("[]").unwrap_err().contains("one JSON object"));
+    }
+
+    #[test]
+    fn credential_headers_are_hidden() {
+        assert!(looks_secret("Authorization"));
+        assert!(looks_secret("X-Api-Key"));
+        assert!(!looks_secret("HTTP-Referer"));
+        assert!(!looks_secret("X-Title"));
+        assert_eq!(shown_value("X-Api-Key", "k"), "(hidden)");
+        assert_eq!(shown_value("X-Title", "t"), "t");
     }
 
     #[test]

@@ -413,14 +413,8 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.fail("nested more than 128 levels deep"));
-        }
-        self.at += 1; // {
         let mut members = Vec::new();
-        self.skip_space();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.open(depth, b'}')? {
             return Ok(Json::Object(members));
         }
         loop {
@@ -434,46 +428,54 @@ impl Parser<'_> {
             let offset = self.at;
             let value = self.value(depth)?;
             members.push(Member { key, value, offset });
-            self.skip_space();
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Json::Object(members));
-                }
-                _ => return Err(self.fail("expected ',' or '}'")),
+            if self.closed(b'}', "expected ',' or '}'")? {
+                return Ok(Json::Object(members));
             }
         }
     }
 
     fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.fail("nested more than 128 levels deep"));
-        }
-        self.at += 1; // [
         let mut items = Vec::new();
-        self.skip_space();
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.open(depth, b']')? {
             return Ok(Json::Array(items));
         }
         loop {
             items.push(self.value(depth)?);
-            self.skip_space();
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                _ => return Err(self.fail("expected ',' or ']'")),
+            if self.closed(b']', "expected ',' or ']'")? {
+                return Ok(Json::Array(items));
             }
+        }
+    }
+
+    /// Enters an object or array at its opening byte: refuses nesting past
+    /// [`MAX_DEPTH`], and says whether it is empty (its `close` consumed).
+    fn open(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.fail("nested more than 128 levels deep"));
+        }
+        self.at += 1;
+        self.skip_space();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        Ok(empty)
+    }
+
+    /// After an item: true at `close` (consumed), false after a comma.
+    fn closed(&mut self, close: u8, reason: &'static str) -> Result<bool, JsonError> {
+        self.skip_space();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                self.skip_space();
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.at += 1;
+                Ok(true)
+            }
+            _ => Err(self.fail(reason)),
         }
     }
 

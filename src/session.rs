@@ -174,12 +174,7 @@ impl<'h> Sessions<'h> {
         let Some(file) = open_existing(&path)? else {
             return Ok(false);
         };
-        read_lines(BufReader::new(file), |number, line| {
-            if let Some(entry) = line.parse(number).transpose() {
-                visit(entry);
-            }
-        })
-        .map_err(|e| Error::io(path.display(), e))?;
+        read_entries(BufReader::new(file), &mut visit).map_err(|e| Error::io(path.display(), e))?;
         Ok(true)
     }
 
@@ -386,13 +381,25 @@ fn count_newlines(file: &mut File, end: u64) -> io::Result<usize> {
 pub fn parse(bytes: &[u8]) -> (Vec<Message>, Vec<Skipped>) {
     let mut messages = Vec::new();
     let mut skipped = Vec::new();
-    read_lines(bytes, |number, line| match line.parse(number) {
-        Ok(Some(message)) => messages.push(message),
-        Ok(None) => {}
+    read_entries(bytes, |entry| match entry {
+        Ok(message) => messages.push(message),
         Err(skip) => skipped.push(skip),
     })
     .expect("reading from memory cannot fail");
     (messages, skipped)
+}
+
+/// Visits every message and every skipped line of a session's text, in
+/// order; metadata and blank lines are passed over.
+fn read_entries(
+    reader: impl BufRead,
+    mut visit: impl FnMut(Result<Message, Skipped>),
+) -> io::Result<()> {
+    read_lines(reader, |number, line| {
+        if let Some(entry) = line.parse(number).transpose() {
+            visit(entry);
+        }
+    })
 }
 
 /// One raw line of a session file, as read.

@@ -217,9 +217,14 @@ pub struct Failure {
 impl Failure {
     /// Reads an error event's data (the same shape as an error body).
     pub fn from_body(body: &[u8]) -> Failure {
+        let parsed = json::parse(body).ok();
+        let found = match &parsed {
+            Some(parsed) => message_in(parsed),
+            None => error_message(body),
+        };
         Failure {
-            message: error_message(body).unwrap_or_else(|| "an error without a message".into()),
-            kind: error_kind(body),
+            message: found.unwrap_or_else(|| "an error without a message".into()),
+            kind: parsed.as_ref().and_then(kind_in),
         }
     }
 }
@@ -401,13 +406,20 @@ fn status_error(provider: &Provider, mut response: Response) -> Error {
 /// `{"message":..}`; otherwise a plain-text body as it is. Pass the result
 /// through [`clean`] before showing it.
 pub fn error_message(body: &[u8]) -> Option<String> {
-    let Ok(parsed) = json::parse(body) else {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        return (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned());
-    };
+    match json::parse(body) {
+        Ok(parsed) => message_in(&parsed),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            (!text.is_empty() && !text.starts_with('<')).then(|| text.to_owned())
+        }
+    }
+}
+
+/// The message of a parsed error body.
+fn message_in(parsed: &Json) -> Option<String> {
     let error = parsed.get("error");
-    let found = [
+    [
         error.and_then(|e| e.get("message")),
         error,
         parsed.get("message"),
@@ -415,13 +427,11 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     .into_iter()
     .flatten()
     .find_map(Json::as_str)
-    .map(|m| m.trim().to_owned());
-    found
+    .map(|m| m.trim().to_owned())
 }
 
 /// The error's type or code, e.g. `overloaded_error` or `rate_limit_exceeded`.
-pub fn error_kind(body: &[u8]) -> Option<String> {
-    let parsed = json::parse(body).ok()?;
+fn kind_in(parsed: &Json) -> Option<String> {
     let error = parsed.get("error")?;
     error
         .get("type")
