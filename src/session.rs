@@ -320,13 +320,14 @@ fn read_tail(file: &mut File, keep: usize) -> io::Result<Tail> {
     let len = file.metadata()?.len();
     let mut pos = len;
     let mut bytes: Vec<u8> = Vec::new();
-    // Newlines inside `bytes` that end a line we could keep.
-    let count = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count();
-    while pos > 0 && count(&bytes) <= keep && bytes.len() < MAX_TAIL_BYTES {
+    // Newlines in `bytes`, counted block by block as they are read.
+    let mut newlines = 0;
+    while pos > 0 && newlines <= keep && bytes.len() < MAX_TAIL_BYTES {
         let from = pos.saturating_sub(BLOCK);
         let mut block = vec![0u8; (pos - from) as usize];
         file.seek(SeekFrom::Start(from))?;
         file.read_exact(&mut block)?;
+        newlines += block.iter().filter(|&&c| c == b'\n').count();
         block.extend_from_slice(&bytes);
         bytes = block;
         pos = from;

@@ -26,6 +26,7 @@ pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
 pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
     let messages: Vec<Json> = history
         .iter()
+        .filter(|m| super::sendable(m))
         .map(|m| {
             object([
                 ("role", m.role.name().into()),

@@ -155,8 +155,7 @@ pub fn builtin(name: &str) -> Option<&'static Builtin> {
 }
 
 /// Builds the HTTP request for one chat turn. `history` ends with the new
-/// user message; empty messages (an old session may hold one) are left out,
-/// since providers refuse them.
+/// user message; the bodies leave out what is not [`sendable`].
 pub fn request(
     settings: &Settings,
     history: &[Message],
@@ -165,11 +164,6 @@ pub fn request(
     let provider = &settings.provider;
     let key = provider.require_key()?;
     let protocol = provider.protocol;
-    let history: Vec<Message> = history
-        .iter()
-        .filter(|m| !m.content.trim().is_empty())
-        .cloned()
-        .collect();
     let accept = if stream {
         "text/event-stream"
     } else {
@@ -186,11 +180,17 @@ pub fn request(
         url: format!("{}{}", provider.api_base, protocol.path()),
         headers,
         body: protocol
-            .body(settings, &history, stream)
+            .body(settings, history, stream)
             .to_text()
             .into_bytes(),
         timeout: provider.timeout,
     })
+}
+
+/// Whether a message can go to a provider: an empty one (an old session
+/// may hold one) is refused by them, so it is left out.
+fn sendable(message: &Message) -> bool {
+    !message.content.trim().is_empty()
 }
 
 /// What one event of a streamed reply says.
@@ -580,6 +580,22 @@ mod tests {
         let (result, shown) = read("openai/m", r);
         assert_eq!(shown, "Hel");
         assert!(matches!(result, Err(Error::StreamInterrupted { .. })));
+    }
+
+    #[test]
+    fn empty_messages_are_left_out_of_requests() {
+        use crate::session::Role;
+        let history = [
+            Message::new(Role::User, "hi"),
+            Message::new(Role::Assistant, " "),
+            Message::new(Role::User, "again"),
+        ];
+        for model in ["openai/m", "anthropic/m"] {
+            let r = request(&settings(model), &history, false).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let sent = body["messages"].as_array().unwrap();
+            assert_eq!(sent.len(), 2, "{model}: {body}");
+        }
     }
 
     #[test]

@@ -25,7 +25,12 @@ pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
     if let Some(system) = &settings.system_prompt {
         messages.push(message("system", system));
     }
-    messages.extend(history.iter().map(|m| message(m.role.name(), &m.content)));
+    messages.extend(
+        history
+            .iter()
+            .filter(|m| super::sendable(m))
+            .map(|m| message(m.role.name(), &m.content)),
+    );
     let limit = if settings.provider.name == "openai" {
         "max_completion_tokens"
     } else {
