@@ -497,6 +497,13 @@ pub fn without_http(weft: &Weft, server: &Server) -> Outcome {
     Ok(())
 }
 
+/// Writes the test CA into home, for `SSL_CERT_FILE`.
+fn trust_file(weft: &Weft) -> Outcome<std::path::PathBuf> {
+    let ca = weft.home().join("test-ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).map_err(|e| e.to_string())?;
+    Ok(ca)
+}
+
 /// HTTPS to a server whose CA is unknown fails with a TLS error (under WASI
 /// the host decides); natively, `SSL_CERT_FILE` naming that CA makes it work.
 pub fn tls_trust(weft: &Weft, tls_server: &Server) -> Outcome {
@@ -510,8 +517,7 @@ pub fn tls_trust(weft: &Weft, tls_server: &Server) -> Outcome {
     if weft.build != Build::Native {
         return Ok(());
     }
-    let ca = weft.home().join("test-ca.pem");
-    std::fs::write(&ca, TEST_CA_PEM).map_err(|e| e.to_string())?;
+    let ca = trust_file(weft)?;
     let out = weft
         .cmd(&["agent", "-m", "over tls", "-s", "tls"])
         .env("MOCK_API_KEY", TEST_KEY)
@@ -528,8 +534,7 @@ pub fn tls_trust(weft: &Weft, tls_server: &Server) -> Outcome {
 /// `HTTPS_PROXY` sends the request through a `CONNECT` tunnel.
 pub fn https_proxy(weft: &Weft, tls_server: &Server, proxy: &Proxy) -> Outcome {
     weft.write_config(&openai_config(&tls_server.base("ok")));
-    let ca = weft.home().join("test-ca.pem");
-    std::fs::write(&ca, TEST_CA_PEM).map_err(|e| e.to_string())?;
+    let ca = trust_file(weft)?;
     let out = weft
         .cmd(&["agent", "-m", "via proxy", "-s", "proxy"])
         .env("MOCK_API_KEY", TEST_KEY)

@@ -363,32 +363,32 @@ impl fmt::Display for Output {
 fn exact_line(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
-        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''")))
+        .map(|word| shell_quote(&word.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A word as the shell reads it back: as it is when plainly safe, else in
+/// single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// A command as a person would type it: program names without their
 /// directories, quotes only where needed, piped input shown with `echo`.
 fn shell_line(command: &Command, stdin: Option<&[u8]>) -> String {
-    let quote = |arg: &str| {
-        if !arg.is_empty()
-            && arg
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
-        {
-            arg.to_owned()
-        } else {
-            format!("'{}'", arg.replace('\'', r"'\''"))
-        }
-    };
     let name = |path: &std::ffi::OsStr| {
         let path = Path::new(path);
         let name = path
             .file_name()
             .unwrap_or(path.as_os_str())
             .to_string_lossy();
-        quote(&name)
+        shell_quote(&name)
     };
     let mut words = vec![name(command.get_program())];
     for arg in command.get_args() {
@@ -396,14 +396,14 @@ fn shell_line(command: &Command, stdin: Option<&[u8]>) -> String {
         if text.ends_with(".wasm") {
             words.push(name(arg));
         } else {
-            words.push(quote(&text));
+            words.push(shell_quote(&text));
         }
     }
     let line = words.join(" ");
     match stdin {
         Some(input) if input.len() <= 80 => {
             let text = String::from_utf8_lossy(input);
-            format!("echo {} | {line}", quote(text.trim_end()))
+            format!("echo {} | {line}", shell_quote(text.trim_end()))
         }
         Some(input) => format!("<{} bytes on stdin> | {line}", input.len()),
         None => line,
