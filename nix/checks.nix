@@ -1,70 +1,134 @@
 # `nix flake check`: lints (native and both wasm targets, as scripts/test
-# runs them), formatting, the whole test suite pointed at the
-# Nix-built artifacts (the wasm builds in Nix's wasmtime, both static
-# binaries, the foreign one under qemu), and the wasm end-to-end run.
-{ pkgs
-, craneLib
-, src
-, workspace
-, packages
-, e2eRunner
+# runs them), formatting, the test suite pointed at the Nix-built artifacts,
+# the library's unit tests inside wasmtime on both WASI targets, and the wasm
+# end-to-end run.
+#
+# Every check that runs a test gets each program the tests call at run time
+# (scripts/check-nix proves it by evaluating these files against stand-ins):
+#   - util-linux `script`: the pseudo-terminal tests (native and wasip2);
+#   - wasmtime: the 48.0.8 build from nix/wasmtime.nix, through $WASMTIME
+#     and on PATH for the cargo runner of the wasm unit tests;
+#   - the static binary of this host's architecture, run natively.
+#
+# What runs elsewhere, on purpose (each named where it is skipped):
+#   - the static binary of the other architecture: checks.<that system>.test
+#     runs it natively, so neither system cross-builds a musl toolchain for
+#     its checks (the harness would run it under qemu; `nix build
+#     .#weft-<arch>-musl` still cross-builds it when asked);
+#   - tests that drive weft from PyPI or npm packages (the wasmtime and
+#     openai Python packages, jco): a Nix build has no network to install
+#     them, so CI runs them outside the sandbox (.github/workflows/ci.yml,
+#     job `host-tests`), not here.
+{
+  pkgs,
+  lib,
+  craneLib,
+  src,
+  info,
+  workspace,
+  packages,
+  wasmtime,
+  nativeArch,
+  e2eRunner,
 }:
 let
-  # The emulator nixpkgs uses for a platform (a plain `exec` when this host
-  # runs it natively); the harness only asks for the foreign one.
-  emulator = crossPkgs: crossPkgs.stdenv.hostPlatform.emulator pkgs;
+  otherArch = if nativeArch == "x86_64" then "aarch64" else "x86_64";
 
   # clippy on the product for a wasm target (the code behind its cfg gates),
   # starting from that target's dependency build.
-  clippyWasm = target: package: craneLib.cargoClippy {
-    inherit src;
-    inherit (workspace.args) version;
-    pname = "clawft-${target}";
-    strictDeps = true;
-    inherit (package) cargoArtifacts;
-    CARGO_BUILD_TARGET = target;
-    cargoExtraArgs = "--locked -p clawft";
-    cargoClippyExtraArgs = "-- -D warnings";
-  };
+  clippyWasm =
+    target: package:
+    craneLib.cargoClippy {
+      inherit src;
+      inherit (info) version;
+      pname = "clawft-${target}";
+      strictDeps = true;
+      inherit (package) cargoArtifacts;
+      CARGO_BUILD_TARGET = target;
+      cargoExtraArgs = "--locked -p clawft";
+      cargoClippyExtraArgs = "-- -D warnings";
+    };
+
+  # The library's unit and property tests compiled for a WASI target and run
+  # by cargo inside wasmtime, as scripts/test does: the preopened build
+  # directory holds the fixtures and a temporary directory for std::fs.
+  wasmUnitTests =
+    target:
+    let
+      args = {
+        inherit src;
+        inherit (info) version;
+        pname = "clawft-unit-${target}";
+        strictDeps = true;
+        CARGO_BUILD_TARGET = target;
+        cargoExtraArgs = "--locked -p clawft";
+      };
+      runnerVar = "CARGO_TARGET_${lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] target)}_RUNNER";
+    in
+    craneLib.cargoTest (
+      args
+      // {
+        # Dependencies with the dev-dependencies, built once per target.
+        cargoArtifacts = craneLib.buildDepsOnly args;
+        cargoTestExtraArgs = "--lib";
+        nativeBuildInputs = [ wasmtime ];
+        preCheck = ''
+          export HOME=$(mktemp -d)
+          mkdir -p "$PWD/target/wasi-tmp"
+          export ${runnerVar}="wasmtime run --dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
+        '';
+      }
+    );
 in
 {
   # with cargoExtraArgs: cargo clippy --locked --workspace --all-targets -- -D warnings
-  clippy = craneLib.cargoClippy (workspace.args // {
-    inherit (workspace) cargoArtifacts;
-    cargoClippyExtraArgs = "--all-targets -- -D warnings";
-  });
+  clippy = craneLib.cargoClippy (
+    workspace.args
+    // {
+      inherit (workspace) cargoArtifacts;
+      cargoClippyExtraArgs = "--all-targets -- -D warnings";
+    }
+  );
   clippy-wasip2 = clippyWasm "wasm32-wasip2" packages.clawft-wasm.unoptimized;
   clippy-wasip1 = clippyWasm "wasm32-wasip1" packages.clawft-wasm-p1;
 
   fmt = craneLib.cargoFmt {
     inherit src;
     pname = "clawft";
-    inherit (workspace.args) version;
+    inherit (info) version;
     cargoExtraArgs = "--all";
   };
 
   # cargo test --locked --workspace (cargoExtraArgs): the native binary, and
   # every build that ships through the variables the harness reads.
-  test = craneLib.cargoTest (workspace.args // {
-    inherit (workspace) cargoArtifacts;
-    CLAWFT_WASIP2 = "${packages.clawft-wasm}/weft.wasm";
-    CLAWFT_WASIP1 = "${packages.clawft-wasm-p1}/weft.wasm";
-    WASMTIME = "${pkgs.wasmtime}/bin/wasmtime";
-    CLAWFT_WEFT_X86_64 = "${packages.weft-x86_64-musl}/bin/weft";
-    CLAWFT_WEFT_AARCH64 = "${packages.weft-aarch64-musl}/bin/weft";
-    CLAWFT_QEMU_X86_64 = emulator pkgs.pkgsCross.musl64;
-    CLAWFT_QEMU_AARCH64 = emulator pkgs.pkgsCross.aarch64-multiplatform-musl;
-    # wasmtime keeps its compile cache under $HOME.
-    preCheck = ''
-      export HOME=$(mktemp -d)
-    '';
-  });
+  test = craneLib.cargoTest (
+    workspace.args
+    // {
+      inherit (workspace) cargoArtifacts;
+      nativeBuildInputs = [ pkgs.util-linux ];
+      CLAWFT_WASIP2 = "${packages.clawft-wasm}/weft.wasm";
+      CLAWFT_WASIP1 = "${packages.clawft-wasm-p1}/weft.wasm";
+      WASMTIME = lib.getExe wasmtime;
+      "CLAWFT_WEFT_${lib.toUpper nativeArch}" = lib.getExe packages."weft-${nativeArch}-musl";
+      # tests/static_musl.rs names its tests <arch>_musl_...; the other
+      # architecture's binary is tested by that system's check (see above).
+      cargoTestExtraArgs = "-- --skip ${otherArch}_musl_";
+      preCheck = ''
+        echo "checks.test: the ${otherArch} static binary is tested natively by checks.${otherArch}-linux.test; skipping ${otherArch}_musl_* here"
+        # wasmtime keeps its compile cache under $HOME.
+        export HOME=$(mktemp -d)
+      '';
+    }
+  );
+
+  unit-wasip1 = wasmUnitTests "wasm32-wasip1";
+  unit-wasip2 = wasmUnitTests "wasm32-wasip2";
 
   # The same run as `nix run .#e2e-wasmtime`, inside the sandbox (loopback
   # networking is available there).
-  e2e-wasmtime = pkgs.runCommand "clawft-e2e-wasmtime" { } ''
+  e2e-wasmtime = pkgs.runCommand "clawft-e2e-wasmtime" { nativeBuildInputs = [ e2eRunner ]; } ''
     export HOME=$(mktemp -d)
-    ${e2eRunner}/bin/e2e-wasmtime > $out
+    e2e-wasmtime > $out
     cat $out
   '';
 }

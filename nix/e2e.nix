@@ -1,21 +1,27 @@
-# `nix run .#e2e-wasmtime`: the wasm32-wasip2 component in wasmtime, against
-# the harness's provider stand-in on 127.0.0.1, checking full turns (config
-# from the preopened /config, the request, the reply, the session file).
+# `nix run .#e2e-wasmtime`: the wasm32-wasip2 component in wasmtime 48.0.8
+# (nix/wasmtime.nix), against the harness's provider stand-in on 127.0.0.1,
+# checking full turns (config from the preopened /config, the request, the
+# reply, the session file).
 # The binary comes from the workspace's clawft-harness crate: the same
 # scenario code as tests/wasm.rs, not a copy.
-{ pkgs
-, lib
-, craneLib
-, workspace
-, packages
+{
+  pkgs,
+  lib,
+  craneLib,
+  workspace,
+  packages,
+  wasmtime,
 }:
 let
-  harness = craneLib.buildPackage (workspace.args // {
-    pname = "e2e-wasmtime";
-    inherit (workspace) cargoArtifacts;
-    cargoExtraArgs = "--locked -p clawft-harness --bin e2e-wasmtime";
-    doCheck = false;
-  });
+  harness = craneLib.buildPackage (
+    workspace.args
+    // {
+      pname = "e2e-wasmtime";
+      inherit (workspace) cargoArtifacts;
+      cargoExtraArgs = "--locked -p clawft-harness --bin e2e-wasmtime";
+      doCheck = false;
+    }
+  );
 
   # Later flags win, so `nix run .#e2e-wasmtime -- --wasm other.wasm` tries
   # another component.
@@ -24,7 +30,7 @@ let
     text = ''
       exec ${harness}/bin/e2e-wasmtime \
         --wasm ${packages.clawft-wasm}/weft.wasm \
-        --wasmtime ${pkgs.wasmtime}/bin/wasmtime \
+        --wasmtime ${lib.getExe wasmtime} \
         "$@"
     '';
   };

@@ -1,27 +1,34 @@
 # The container images, one per architecture, each holding the static weft
 # for its own architecture whatever the build host. One layer, no store
 # paths: /bin/weft, the CA certificates, passwd/group for the non-root user,
-# /config (the volume, CLAWFT_HOME) and /tmp.
+# /config (the volume, CLAWFT_HOME) and /tmp. The default command serves the
+# gateway on port 8080.
 #
 # scripts/images builds the same images with umoci (and scripts/oci-index
 # merges either kind into one index); keep the two in step.
-{ pkgs
-, info
-, packages
+{
+  pkgs,
+  info,
+  packages,
 }:
 let
   uid = 65532;
   gid = 65532;
   certs = "/etc/ssl/certs/ca-certificates.crt";
 
-  image = { architecture, weft }:
+  image =
+    { architecture, weft }:
     pkgs.dockerTools.buildLayeredImage {
       name = "clawft";
       tag = info.version;
       inherit architecture;
 
-      # A plain tar: skopeo 1.9 cannot read gzip-compressed docker-archives,
-      # and layers are compressed on their way into the OCI index anyway.
+      # A plain tar. skopeo then reads the archive in place: current
+      # containers/image first decompresses a gzipped one into a temporary
+      # copy, and older skopeo (Debian 12's 1.9.3, measured) fails on it
+      # ("loading tar component manifest.json: unexpected EOF"). Nothing is
+      # lost: scripts/oci-index gzips the layers on their way into the OCI
+      # layout, so registries receive compressed layers either way.
       compressor = "none";
 
       # Files are copied in, not linked to the store, so the image holds
@@ -42,6 +49,16 @@ let
 
       config = {
         Entrypoint = [ "/bin/weft" ];
+        # By default the image serves the OpenAI-compatible gateway; any
+        # other command replaces this (`docker run IMAGE agent -m hi`).
+        Cmd = [
+          "gateway"
+          "--listen"
+          "0.0.0.0:8080"
+        ];
+        ExposedPorts = {
+          "8080/tcp" = { };
+        };
         User = "${toString uid}:${toString gid}";
         WorkingDir = "/config";
         Env = [
@@ -50,7 +67,9 @@ let
           # image's bundle instead, which users can replace with a mount.
           "SSL_CERT_FILE=${certs}"
         ];
-        Volumes = { "/config" = { }; };
+        Volumes = {
+          "/config" = { };
+        };
         Labels = {
           "org.opencontainers.image.title" = "clawft";
           "org.opencontainers.image.source" = info.repository;
@@ -62,6 +81,12 @@ let
     };
 in
 {
-  oci-amd64 = image { architecture = "amd64"; weft = packages.weft-x86_64-musl; };
-  oci-arm64 = image { architecture = "arm64"; weft = packages.weft-aarch64-musl; };
+  oci-amd64 = image {
+    architecture = "amd64";
+    weft = packages.weft-x86_64-musl;
+  };
+  oci-arm64 = image {
+    architecture = "arm64";
+    weft = packages.weft-aarch64-musl;
+  };
 }

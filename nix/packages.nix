@@ -2,12 +2,14 @@
 # also holds the test harness). Every cargo target gets one dependency build
 # (buildDepsOnly) that its package reuses as cargoArtifacts. Tests do not run
 # here: checks.nix runs the suite against these very outputs.
-{ pkgs
-, lib
-, craneLib
-, craneFor
-, src
-, info
+{
+  pkgs,
+  lib,
+  craneLib,
+  craneFor,
+  src,
+  info,
+  staticSets,
 }:
 let
   # Ship the wasm-opt'ed component and module (see `component` below): it
@@ -27,47 +29,78 @@ let
 
   # Dependencies once for `build` (the compile settings), then the package
   # on top of them with `install` (how to build and install the result).
-  withDeps = crane: build: install:
-    crane.buildPackage (build // install // {
-      cargoArtifacts = crane.buildDepsOnly build;
-    });
+  withDeps =
+    crane: build: install:
+    crane.buildPackage (
+      build
+      // install
+      // {
+        cargoArtifacts = crane.buildDepsOnly build;
+      }
+    );
 
   # --- WebAssembly -----------------------------------------------------------
   # Both install $out/weft.wasm, the same pipeline as scripts/build. For
   # wasm32-wasip2 rustc links the component itself (wasm-component-ld ships
   # with the toolchain) unless the optimised variant asks for the core module.
-  wasmModule = { pname, target, optimize ? false }:
+  wasmModule =
+    {
+      pname,
+      target,
+      optimize ? false,
+    }:
     withDeps craneLib
-      (product // { inherit pname; CARGO_BUILD_TARGET = target; })
+      (
+        product
+        // {
+          inherit pname;
+          CARGO_BUILD_TARGET = target;
+        }
+      )
       {
         nativeBuildInputs = lib.optional optimize pkgs.binaryen;
         doNotPostBuildInstallCargoBinaries = true;
         installPhaseCommand =
-          let built = "\${CARGO_TARGET_DIR:-target}/${target}/release/weft.wasm"; in
-          if optimize then ''
-            mkdir -p $out
-            wasm-opt -Oz ${wasmOptFlags} ${built} -o $out/weft.wasm
-          '' else ''
-            install -D -m 0644 ${built} $out/weft.wasm
-          '';
+          let
+            built = "\${CARGO_TARGET_DIR:-target}/${target}/release/weft.wasm";
+          in
+          if optimize then
+            ''
+              mkdir -p $out
+              wasm-opt -Oz ${wasmOptFlags} ${built} -o $out/weft.wasm
+            ''
+          else
+            ''
+              install -D -m 0644 ${built} $out/weft.wasm
+            '';
       };
 
   # The component, optionally through wasm-opt. wasm-opt cannot read
   # components, so the linker stops at the core module (--skip-wit-component),
   # wasm-opt shrinks that with the features Rust enables, and wasm-tools wraps
   # it into the component.
-  component = optimize:
+  component =
+    optimize:
     if !optimize then
-      wasmModule { pname = "clawft-wasm"; target = "wasm32-wasip2"; }
+      wasmModule {
+        pname = "clawft-wasm";
+        target = "wasm32-wasip2";
+      }
     else
       withDeps craneLib
-        (product // {
-          pname = "clawft-wasm-opt";
-          CARGO_BUILD_TARGET = "wasm32-wasip2";
-          CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS = "-C link-arg=--skip-wit-component";
-        })
+        (
+          product
+          // {
+            pname = "clawft-wasm-opt";
+            CARGO_BUILD_TARGET = "wasm32-wasip2";
+            CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS = "-C link-arg=--skip-wit-component";
+          }
+        )
         {
-          nativeBuildInputs = [ pkgs.binaryen pkgs.wasm-tools ];
+          nativeBuildInputs = [
+            pkgs.binaryen
+            pkgs.wasm-tools
+          ];
           doNotPostBuildInstallCargoBinaries = true;
           installPhaseCommand = ''
             mkdir -p $out
@@ -80,31 +113,40 @@ let
 
   # The features rustc enables for wasm32, which wasm-opt must be told
   # about, and the sections nobody needs at run time.
-  wasmOptFlags = lib.concatStringsSep " " ((map (f: "--enable-${f}") [
-    "bulk-memory"
-    "sign-ext"
-    "nontrapping-float-to-int"
-    "mutable-globals"
-    "multivalue"
-    "reference-types"
-  ]) ++ [ "--strip-debug" "--strip-producers" ]);
+  wasmOptFlags = lib.concatStringsSep " " (
+    (map (f: "--enable-${f}") [
+      "bulk-memory"
+      "sign-ext"
+      "nontrapping-float-to-int"
+      "mutable-globals"
+      "multivalue"
+      "reference-types"
+    ])
+    ++ [
+      "--strip-debug"
+      "--strip-producers"
+    ]
+  );
 
   # --- static Linux --------------------------------------------------------------
-  # Cross builds through crane: the static musl package set provides the C
-  # compiler (ring, under rustls, compiles C) and the linker, and crane sets
-  # CARGO_BUILD_TARGET, CC_<target> and CARGO_TARGET_<T>_LINKER from it (plus
-  # a qemu runner when this host cannot run the result).
-  static = crossPkgs:
+  # Builds through crane on a static musl package set (see staticSets in
+  # default.nix): the set provides the C compiler (ring, under rustls,
+  # compiles C) and the linker, and crane sets CARGO_BUILD_TARGET,
+  # CC_<target> and CARGO_TARGET_<T>_LINKER from it (plus a qemu runner when
+  # this host cannot run the result).
+  static =
+    staticPkgs:
     let
-      rust = crossPkgs.stdenv.hostPlatform.rust;
+      rust = staticPkgs.stdenv.hostPlatform.rust;
     in
-    withDeps (craneFor crossPkgs)
-      (product // {
+    withDeps (craneFor staticPkgs) (
+      product
+      // {
         pname = "weft-${rust.rustcTarget}";
         CARGO_BUILD_TARGET = rust.rustcTarget;
         "CARGO_TARGET_${rust.cargoEnvVarTarget}_RUSTFLAGS" = "-C target-feature=+crt-static";
-      })
-      { meta.mainProgram = "weft"; };
+      }
+    ) { meta.mainProgram = "weft"; };
 
   # --- the workspace, natively --------------------------------------------------
   # One dependency build for the whole workspace, all targets and
@@ -138,12 +180,15 @@ in
       target = "wasm32-wasip1";
       optimize = true;
     };
-    weft-x86_64-musl = static pkgs.pkgsCross.musl64.pkgsStatic;
-    weft-aarch64-musl = static pkgs.pkgsCross.aarch64-multiplatform-musl.pkgsStatic;
-    default = craneLib.buildPackage (product // {
-      pname = "weft";
-      inherit (workspace) cargoArtifacts;
-      meta.mainProgram = "weft";
-    });
+    weft-x86_64-musl = static staticSets.x86_64;
+    weft-aarch64-musl = static staticSets.aarch64;
+    default = craneLib.buildPackage (
+      product
+      // {
+        pname = "weft";
+        inherit (workspace) cargoArtifacts;
+        meta.mainProgram = "weft";
+      }
+    );
   };
 }
