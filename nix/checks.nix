@@ -17,8 +17,8 @@
 #     .#weft-<arch>-musl` still cross-builds it when asked);
 #   - tests that drive weft from PyPI or npm packages (the wasmtime and
 #     openai Python packages, jco): a Nix build has no network to install
-#     them, so CI runs them outside the sandbox (.github/workflows/ci.yml,
-#     job `host-tests`), not here.
+#     them, so they run in CI outside the sandbox, in `nix develop
+#     .#host-tests` (see the header of .github/workflows/ci.yml).
 {
   pkgs,
   lib,
