@@ -61,6 +61,8 @@ let
         pname = "clawft-unit-${target}";
         strictDeps = true;
         CARGO_BUILD_TARGET = target;
+        # cargo's test profile, as in scripts/test (crane defaults to release).
+        CARGO_PROFILE = "";
         cargoExtraArgs = "--locked -p clawft";
       };
       runnerVar = "CARGO_TARGET_${lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] target)}_RUNNER";
