@@ -6,6 +6,8 @@
 //! leave a torn last line. Loading keeps every whole line, reports the ones
 //! it skipped, and never rewrites the file.
 
+mod tail;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -128,9 +130,11 @@ impl<'h> Sessions<'h> {
         Ok(session)
     }
 
-    /// Loads about the last `keep` messages, reading the file backwards from
-    /// its end: a turn costs the same in a session of ten messages or a
-    /// hundred thousand, and memory is bounded by `keep`.
+    /// Loads the last `keep` messages (fewer if the session has fewer),
+    /// reading the file backwards from its end: a turn costs the same in a
+    /// session of ten messages or a hundred thousand, however long the
+    /// messages before those are, and memory is bounded by `keep`. Lines
+    /// that are not messages are read past and reported, not counted.
     pub fn load_recent(&self, key: &str, keep: usize) -> Result<Session, Error> {
         let mut session = Session {
             key: key.to_owned(),
@@ -141,18 +145,31 @@ impl<'h> Sessions<'h> {
             return Ok(session);
         };
         session.exists = true;
-        // A few spare lines so a skipped line does not shrink the window.
-        let tail = read_tail(&mut file, keep.saturating_add(8))
-            .map_err(|e| Error::io(path.display(), e))?;
+        let io = |e| Error::io(path.display(), e);
+
+        // Batches of parsed lines, the latest first.
+        let mut batches = Vec::new();
+        let mut tail = tail::Tail::new(&mut file).map_err(io)?;
+        let mut found = 0;
+        while found < keep {
+            let lines = tail.earlier(keep - found).map_err(io)?;
+            if lines.is_empty() {
+                break;
+            }
+            let batch: Vec<_> = lines.into_iter().map(|line| line.parse(0)).collect();
+            found += batch.iter().filter(|e| matches!(e, Ok(Some(_)))).count();
+            batches.push(batch);
+        }
+        let start = tail.start();
+
         let mut first_number = None; // counted only if a line must be named
-        for (i, line) in tail.lines.into_iter().enumerate() {
-            match line.parse(0) {
+        for (i, entry) in batches.into_iter().rev().flatten().enumerate() {
+            match entry {
                 Ok(Some(message)) => session.messages.push(message),
                 Ok(None) => {}
                 Err(mut skipped) => {
                     if first_number.is_none() {
-                        let before = count_newlines(&mut file, tail.start)
-                            .map_err(|e| Error::io(path.display(), e))?;
+                        let before = count_newlines(&mut file, start).map_err(io)?;
                         first_number = Some(before + 1);
                     }
                     skipped.line = first_number.unwrap_or(1) + i;
@@ -305,61 +322,6 @@ fn not_a_link(path: &std::path::Path) -> Result<(), Error> {
         }),
         _ => Ok(()),
     }
-}
-
-/// The last lines of a file and where the first of them starts.
-struct Tail {
-    start: u64,
-    lines: Vec<Line>,
-}
-
-/// Reads whole lines backwards from the end of `file` until `keep` are
-/// found or the file begins. Never holds more than [`MAX_TAIL_BYTES`].
-fn read_tail(file: &mut File, keep: usize) -> io::Result<Tail> {
-    const BLOCK: u64 = 64 << 10;
-    let len = file.metadata()?.len();
-    let mut pos = len;
-    let mut bytes: Vec<u8> = Vec::new();
-    // Newlines in `bytes`, counted block by block as they are read.
-    let mut newlines = 0;
-    while pos > 0 && newlines <= keep && bytes.len() < MAX_TAIL_BYTES {
-        let from = pos.saturating_sub(BLOCK);
-        let mut block = vec![0u8; (pos - from) as usize];
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut block)?;
-        newlines += block.iter().filter(|&&c| c == b'\n').count();
-        block.extend_from_slice(&bytes);
-        bytes = block;
-        pos = from;
-    }
-    // Unless we reached the start, the first piece is the end of a line we
-    // did not read whole: leave it out.
-    let mut start = pos;
-    let mut rest = &bytes[..];
-    if pos > 0 {
-        let cut = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        start += cut as u64;
-        rest = &rest[cut..];
-    }
-    let mut lines: Vec<Line> = Vec::new();
-    read_lines(rest, |_, line| lines.push(line))?;
-    let drop = lines.len().saturating_sub(keep);
-    let skipped_bytes: usize = lines[..drop]
-        .iter()
-        .map(|l| match l {
-            Line::Whole(b) => b.len() + 1,
-            Line::Torn(b) => b.len(),
-            Line::TooLong => 0,
-        })
-        .sum();
-    lines.drain(..drop);
-    Ok(Tail {
-        start: start + skipped_bytes as u64,
-        lines,
-    })
 }
 
 /// How many lines end before byte `end` (read only to name a bad line).
@@ -797,7 +759,10 @@ mod tests {
                 reason: "not valid JSON".into()
             }]
         );
-        assert_eq!(store.load_recent("long", 0).unwrap().messages.len(), 8);
+        assert!(store.load_recent("long", 0).unwrap().messages.is_empty());
+        // Asking for more than there is gives everything, bad line named.
+        let more = store.load_recent("long", 1000).unwrap();
+        assert_eq!((more.messages.len(), &more.skipped), (100, &all.skipped));
     }
 
     #[test]
@@ -827,8 +792,8 @@ mod tests {
                 (54, "truncated: the write of this line did not finish")
             ]
         );
-        assert_eq!(recent.messages.last().unwrap().content, "49b");
-        assert!(recent.messages.len() <= 11);
+        let contents: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents, ["48", "49", "49b"]);
     }
 
     #[cfg(unix)]
@@ -883,5 +848,96 @@ mod tests {
             assert!(store.append(bad, &[Message::new(Role::User, "x")]).is_err());
             assert!(store.load(bad).is_err());
         }
+    }
+
+    /// Counts the bytes allocated by the current thread, to see how much a
+    /// load copies without timing it.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    fn count(bytes: usize) {
+        let _ = ALLOCATED.try_with(|n| n.set(n.get() + bytes as u64));
+    }
+
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            count(layout.size());
+            std::alloc::System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+            count(layout.size());
+            std::alloc::System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+            count(new);
+            std::alloc::System.realloc(ptr, layout, new)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            std::alloc::System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let before = ALLOCATED.with(|n| n.get());
+        let value = f();
+        (value, ALLOCATED.with(|n| n.get()) - before)
+    }
+
+    /// A session of `big` messages of `size` bytes, then `small` short ones.
+    fn write_big_session(path: &std::path::Path, big: usize, size: usize, small: usize) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut text = String::from("{\"_type\":\"metadata\",\"key\":\"big\"}\n");
+        for i in 0..big {
+            let content = format!("{i} {}", "x".repeat(size));
+            text.push_str(&Message::new(Role::User, content).to_line());
+            text.push('\n');
+        }
+        for i in 0..small {
+            text.push_str(&Message::new(Role::User, format!("small {i}")).to_line());
+            text.push('\n');
+        }
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn loading_a_tail_of_large_messages_copies_each_byte_a_few_times() {
+        // Found in review: each 64 KiB block read was prepended to all the
+        // bytes read before it, so 60 x 1 MiB took 17-26 s for one turn.
+        let (dir, home) = home();
+        let path = dir.path().join("sessions/big.jsonl");
+        write_big_session(&path, 16, 512 << 10, 0);
+        let size = fs::metadata(&path).unwrap().len();
+        let store = Sessions::new(&home);
+        let (recent, allocated) = allocated_by(|| store.load_recent("big", 16).unwrap());
+        assert_eq!(recent.messages.len(), 16);
+        assert!(recent.messages[15].content.starts_with("15 x"));
+        // Read once, split into lines, parsed, the text copied out: a few
+        // times the tail, never the square of its blocks.
+        assert!(
+            allocated < 12 * size,
+            "allocated {allocated} bytes to load a tail of {size}"
+        );
+    }
+
+    #[test]
+    fn history_beyond_the_window_is_not_read() {
+        let (dir, home) = home();
+        let path = dir.path().join("sessions/big.jsonl");
+        write_big_session(&path, 60, 256 << 10, 50);
+        let store = Sessions::new(&home);
+        let (recent, allocated) = allocated_by(|| store.load_recent("big", 50).unwrap());
+        let contents: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents.len(), 50);
+        assert_eq!((contents[0], contents[49]), ("small 0", "small 49"));
+        assert!(
+            allocated < 1 << 20,
+            "allocated {allocated} bytes for 50 short messages"
+        );
     }
 }
