@@ -1,11 +1,13 @@
 //! Conversations kept on disk, one JSONL file per session.
 //!
-//! `<home>/sessions/<key>.jsonl` (key percent-encoded) holds a metadata line,
-//! then one line per message: `{"role","content","timestamp"}`. Files are
-//! only ever appended to, a whole turn in one write, so a crash can at worst
+//! `<home>/sessions/<name>.jsonl` holds a metadata line, then one line per
+//! message: `{"role","content","timestamp"}`. The name is the key, encoded
+//! so that names never differ only in case (see [`names`]). Files are only
+//! ever appended to, a whole turn in one write, so a crash can at worst
 //! leave a torn last line. Loading keeps every whole line, reports the ones
 //! it skipped, and never rewrites the file.
 
+mod names;
 mod tail;
 
 use std::fs::{self, File, OpenOptions};
@@ -17,8 +19,8 @@ use crate::error::Error;
 use crate::home::Home;
 use crate::json::{self, object, Json};
 
-/// The longest encoded session key (file names stay well under 255 bytes).
-pub const MAX_KEY_BYTES: usize = 200;
+use names::Place;
+pub use names::{file_stem, MAX_KEY_BYTES};
 /// A line longer than this is skipped rather than parsed.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// The most a turn reads from the end of a session file.
@@ -109,11 +111,13 @@ impl<'h> Sessions<'h> {
         Sessions { home }
     }
 
-    /// The session's file: its name in the resolved sessions directory. The
-    /// name itself is not followed if it is a link (see [`not_a_link`]).
-    fn path(&self, key: &str) -> Result<PathBuf, Error> {
-        let file = format!("{}.jsonl", file_stem(key)?);
-        Ok(self.home.sessions_dir()?.join(file))
+    /// The session's file, if it has one. A link is refused later, when it
+    /// is opened (see [`not_a_link`]).
+    fn existing(&self, key: &str) -> Result<Option<PathBuf>, Error> {
+        match names::locate(&self.home.sessions_dir()?, key)? {
+            Place::Found(path) => Ok(Some(path)),
+            Place::New(_) => Ok(None),
+        }
     }
 
     /// Loads a whole session; one that was never written is empty. Memory
@@ -140,7 +144,9 @@ impl<'h> Sessions<'h> {
             key: key.to_owned(),
             ..Session::default()
         };
-        let path = self.path(key)?;
+        let Some(path) = self.existing(key)? else {
+            return Ok(session);
+        };
         let Some(mut file) = open_existing(&path)? else {
             return Ok(session);
         };
@@ -187,7 +193,9 @@ impl<'h> Sessions<'h> {
         key: &str,
         mut visit: impl FnMut(Result<Message, Skipped>),
     ) -> Result<bool, Error> {
-        let path = self.path(key)?;
+        let Some(path) = self.existing(key)? else {
+            return Ok(false);
+        };
         let Some(file) = open_existing(&path)? else {
             return Ok(false);
         };
@@ -199,11 +207,18 @@ impl<'h> Sessions<'h> {
     /// creating the file with its metadata line first if it is new. Earlier
     /// lines are never touched.
     pub fn append(&self, key: &str, messages: &[Message]) -> Result<(), Error> {
-        let path = self.path(key)?;
+        let dir = self.home.sessions_dir()?;
+        let place = names::locate(&dir, key)?;
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let path = match place {
+            Place::Found(path) => path,
+            Place::New(path) => {
+                names::make_room(&dir, &path)?;
+                path
+            }
+        };
         let shown = path.display();
         let io = |e| Error::io(&shown, e);
-        let dir = self.home.sessions_dir()?;
-        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
         not_a_link(&path)?;
 
         let mut file = OpenOptions::new()
@@ -252,13 +267,14 @@ impl<'h> Sessions<'h> {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
             let name = entry.file_name();
-            let Some(key) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".jsonl"))
-                .and_then(decode_stem)
-            else {
+            let Some((key, _)) = name.to_str().and_then(names::decode) else {
                 continue;
             };
+            // Once per key: the file every other command uses for it.
+            match self.existing(&key) {
+                Ok(Some(path)) if path.file_name() == Some(name.as_os_str()) => {}
+                _ => continue,
+            }
             let mut messages = 0;
             if let Err(err) = self.scan(&key, |entry| messages += usize::from(entry.is_ok())) {
                 unreadable.push((key, err.to_string()));
@@ -282,16 +298,22 @@ impl<'h> Sessions<'h> {
         })
     }
 
-    /// Deletes a session file (a link is removed itself, never its target).
+    /// Deletes a session's file (a link is removed itself, never its
+    /// target), and the file an earlier version named for it, if any.
     pub fn remove(&self, key: &str) -> Result<(), Error> {
-        let path = self.path(key)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::NoSuchSession(key.to_owned()))
-            }
-            Err(e) => Err(Error::io(path.display(), e)),
+        let files = names::files(&self.home.sessions_dir()?, key)?;
+        if files.is_empty() {
+            return Err(Error::NoSuchSession(key.to_owned()));
         }
+        for path in files {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::io(path.display(), e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -547,59 +569,6 @@ fn write_durably(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// The file name (without `.jsonl`) for a session key: ASCII letters,
-/// digits, `-`, `_` and inner `.` as they are, every other byte as `%XX`.
-pub fn file_stem(key: &str) -> Result<String, Error> {
-    let refuse = |reason| Error::SessionKey {
-        key: key.to_owned(),
-        reason,
-    };
-    if key.is_empty() {
-        return Err(refuse("it is empty"));
-    }
-    if key.contains(['/', '\\']) {
-        return Err(refuse("it contains a slash or backslash"));
-    }
-    if key.contains("..") {
-        return Err(refuse("it contains '..'"));
-    }
-    if key.contains('\0') {
-        return Err(refuse("it contains a NUL byte"));
-    }
-    let mut stem = String::with_capacity(key.len());
-    for (i, byte) in key.bytes().enumerate() {
-        let plain =
-            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_') || (byte == b'.' && i > 0);
-        if plain {
-            stem.push(byte as char);
-        } else {
-            stem.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    if stem.len() > MAX_KEY_BYTES {
-        return Err(refuse("it is too long"));
-    }
-    Ok(stem)
-}
-
-/// The key a file stem encodes, if it is one clawft could have written.
-fn decode_stem(stem: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(stem.len());
-    let mut rest = stem.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(b);
-            rest = tail;
-        }
-    }
-    let key = String::from_utf8(bytes).ok()?;
-    (file_stem(&key).ok()? == stem).then_some(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,27 +578,6 @@ mod tests {
         let dir = crate::test_support::scratch();
         let home = Home::at(dir.path(), HomeSource::ClawftHome);
         (dir, home)
-    }
-
-    #[test]
-    fn keys_become_safe_file_names_and_back() {
-        for (key, stem) in [
-            ("work", "work"),
-            ("cli:default", "cli%3Adefault"),
-            ("a b.v2", "a%20b.v2"),
-            (".hidden", "%2Ehidden"),
-            ("日本", "%E6%97%A5%E6%9C%AC"),
-        ] {
-            assert_eq!(file_stem(key).unwrap(), stem);
-            assert_eq!(decode_stem(stem).unwrap(), key);
-        }
-        for bad in ["", "a/b", "a\\b", "..", "x..y", "nul\0"] {
-            let err = file_stem(bad).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{bad:?}");
-        }
-        assert!(file_stem(&"x".repeat(201)).is_err());
-        assert_eq!(decode_stem("%2"), None);
-        assert_eq!(decode_stem("a%2Fb"), None);
     }
 
     #[test]
@@ -939,5 +887,76 @@ mod tests {
             allocated < 1 << 20,
             "allocated {allocated} bytes for 50 short messages"
         );
+    }
+
+    #[test]
+    fn a_session_named_by_an_earlier_version_keeps_working() {
+        // Earlier versions kept upper-case letters: "Work" was Work.jsonl.
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        let sessions = dir.path().join("sessions");
+        fs::create_dir(&sessions).unwrap();
+        let old = sessions.join("Work.jsonl");
+        fs::write(&old, "{\"role\":\"user\",\"content\":\"from before\"}\n").unwrap();
+
+        assert_eq!(
+            store.load("Work").unwrap().messages[0].content,
+            "from before"
+        );
+        assert_eq!(store.load_recent("Work", 5).unwrap().messages.len(), 1);
+        assert!(
+            !store.load("work").unwrap().exists,
+            "work is another session"
+        );
+        store
+            .append("Work", &[Message::new(Role::Assistant, "and now")])
+            .unwrap();
+        store
+            .append("work", &[Message::new(Role::User, "lower")])
+            .unwrap();
+        assert_eq!(store.load("Work").unwrap().messages.len(), 2);
+        assert!(!sessions.join("%57ork.jsonl").exists(), "appended in place");
+
+        let listed: Vec<_> = store
+            .list()
+            .unwrap()
+            .sessions
+            .into_iter()
+            .map(|s| (s.key, s.messages))
+            .collect();
+        assert_eq!(listed, [("Work".to_owned(), 2), ("work".to_owned(), 1)]);
+
+        // A session made today under the same key is the one used; both go with rm.
+        fs::write(
+            sessions.join("%57ork.jsonl"),
+            "{\"role\":\"user\",\"content\":\"new\"}\n",
+        )
+        .unwrap();
+        assert_eq!(store.load("Work").unwrap().messages[0].content, "new");
+        assert_eq!(store.list().unwrap().sessions.len(), 2, "each key once");
+        store.remove("Work").unwrap();
+        assert!(!old.exists() && !sessions.join("%57ork.jsonl").exists());
+        assert!(matches!(store.remove("Work"), Err(Error::NoSuchSession(_))));
+        assert_eq!(store.load("work").unwrap().messages.len(), 1);
+    }
+
+    #[test]
+    fn keys_that_differ_in_case_are_different_sessions() {
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        store
+            .append("Work", &[Message::new(Role::User, "upper")])
+            .unwrap();
+        store
+            .append("work", &[Message::new(Role::User, "lower")])
+            .unwrap();
+        assert_eq!(store.load("Work").unwrap().messages[0].content, "upper");
+        assert_eq!(store.load("work").unwrap().messages[0].content, "lower");
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("sessions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["%57ork.jsonl", "work.jsonl"]);
     }
 }
