@@ -2,18 +2,21 @@
 //!
 //! `<home>/sessions/<name>.jsonl` holds a metadata line, then one line per
 //! message: `{"role","content","timestamp"}`. The name is the key, encoded
-//! so that names never differ only in case (see [`names`]). Files are only
-//! ever appended to, a whole turn in one write, so a crash can at worst
-//! leave a torn last line. Loading keeps every whole line, reports the ones
-//! it skipped, and never rewrites the file.
+//! so that names never differ only in case (`session/names.rs`). Files are
+//! only ever appended to, a whole turn in one write under a lock
+//! (`session/lock.rs`), so a crash can at worst leave a torn last line.
+//! Loading keeps every whole line, reports the ones it skipped, and never
+//! rewrites the file. Files are private to their owner where the OS has
+//! permissions (`session/file.rs`).
 
+mod file;
+mod lock;
 mod names;
 mod tail;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::error::Error;
 use crate::home::Home;
@@ -21,6 +24,7 @@ use crate::json::{self, object, Json};
 
 use names::Place;
 pub use names::{file_stem, MAX_KEY_BYTES};
+
 /// A line longer than this is skipped rather than parsed.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// The most a turn reads from the end of a session file.
@@ -209,7 +213,7 @@ impl<'h> Sessions<'h> {
     pub fn append(&self, key: &str, messages: &[Message]) -> Result<(), Error> {
         let dir = self.home.sessions_dir()?;
         let place = names::locate(&dir, key)?;
-        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        file::create_private_dir(&dir).map_err(|e| Error::io(dir.display(), e))?;
         let path = match place {
             Place::Found(path) => path,
             Place::New(path) => {
@@ -221,16 +225,11 @@ impl<'h> Sessions<'h> {
         let io = |e| Error::io(&shown, e);
         not_a_link(&path)?;
 
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io)?;
-        let _held = lock(&file, &path).map_err(io)?;
+        let mut file = file::Writable::append_to(&path).map_err(io)?;
+        let _held = lock::lock(&file, &path).map_err(io)?;
         let mut out = Vec::new();
-        let new = file.metadata().map_err(io)?.len() == 0;
-        if new {
+        let len = file.len().map_err(io)?;
+        if len == 0 {
             let meta = object([
                 ("_type", "metadata".into()),
                 ("key", key.into()),
@@ -239,15 +238,19 @@ impl<'h> Sessions<'h> {
             ]);
             out.extend_from_slice(meta.to_text().as_bytes());
             out.push(b'\n');
-        } else if !ends_with_newline(&mut file).map_err(io)? {
+        } else if file.byte_at(len - 1).map_err(io)? != b'\n' {
             out.push(b'\n'); // keep a torn last line on a line of its own
         }
         for message in messages {
             out.extend_from_slice(message.to_line().as_bytes());
             out.push(b'\n');
         }
-        write_durably(&mut file, &out).map_err(io)?;
-        if new {
+        file.append(&out).map_err(io)?;
+        match file.sync_data() {
+            Err(e) if e.kind() != io::ErrorKind::Unsupported => return Err(io(e)),
+            _ => {}
+        }
+        if len == 0 {
             // Make the new name durable too, where directories can be synced.
             let _ = File::open(&dir).and_then(|d| d.sync_all());
         }
@@ -488,91 +491,12 @@ fn read_lines(mut reader: impl BufRead, mut each: impl FnMut(usize, Line)) -> io
     }
 }
 
-/// How long a turn waits for another writer of the same session.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-/// A lock file this old was left by a writer that died mid-append (an
-/// append takes milliseconds).
-const LOCK_STALE: Duration = Duration::from_secs(30);
-
-/// An exclusive hold on a session while a turn is appended, so a check of
-/// the file's last byte and the write that follows see no other writer in
-/// between. Released when dropped.
-enum AppendLock {
-    /// The OS's file lock (`flock`), released with the file.
-    Os,
-    /// Where there is none (WASI): a lock file created exclusively beside
-    /// the session, removed when done.
-    File(PathBuf),
-}
-
-impl Drop for AppendLock {
-    fn drop(&mut self) {
-        if let AppendLock::File(path) = self {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-fn lock(file: &File, path: &std::path::Path) -> io::Result<AppendLock> {
-    match file.lock() {
-        Ok(()) => Ok(AppendLock::Os),
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => lock_file(path),
-        Err(e) => Err(e),
-    }
-}
-
-fn lock_file(session: &std::path::Path) -> io::Result<AppendLock> {
-    let mut name = session.as_os_str().to_owned();
-    name.push(".lock");
-    let lock = PathBuf::from(name);
-    let started = std::time::Instant::now();
-    loop {
-        match OpenOptions::new().write(true).create_new(true).open(&lock) {
-            Ok(_) => return Ok(AppendLock::File(lock)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let age = fs::metadata(&lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok());
-                if age.is_some_and(|age| age > LOCK_STALE) {
-                    let _ = fs::remove_file(&lock);
-                    continue;
-                }
-                if started.elapsed() > LOCK_WAIT {
-                    return Err(io::Error::other(format!(
-                        "another weft is writing this session; if none is running, remove {}",
-                        lock.display()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn ends_with_newline(file: &mut File) -> io::Result<bool> {
-    if file.metadata()?.len() == 0 {
-        return Ok(true);
-    }
-    file.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8];
-    file.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
-}
-
-fn write_durably(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    file.write_all(bytes)?;
-    match file.sync_data() {
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::home::HomeSource;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn home() -> (tempfile::TempDir, Home) {
         let dir = crate::test_support::scratch();
@@ -887,6 +811,47 @@ mod tests {
             allocated < 1 << 20,
             "allocated {allocated} bytes for 50 short messages"
         );
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sessions_are_private_to_their_owner() {
+        // Found in review: 0644 files in a 0755 directory under umask 022.
+        let dir = crate::test_support::scratch();
+        let home = Home::at(dir.path().join("home"), HomeSource::ClawftHome);
+        let store = Sessions::new(&home);
+        store
+            .append("s", &[Message::new(Role::User, "my key is ...")])
+            .unwrap();
+        assert_eq!(mode(&dir.path().join("home")), 0o700, "home, made here");
+        assert_eq!(mode(&dir.path().join("home/sessions")), 0o700);
+        assert_eq!(mode(&dir.path().join("home/sessions/s.jsonl")), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_open_session_from_an_earlier_version_still_works_and_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, home) = home();
+        let store = Sessions::new(&home);
+        let sessions = dir.path().join("sessions");
+        let path = sessions.join("old.jsonl");
+        fs::create_dir(&sessions).unwrap();
+        fs::write(&path, "{\"role\":\"user\",\"content\":\"before\"}\n").unwrap();
+        fs::set_permissions(&sessions, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(store.load("old").unwrap().messages.len(), 1);
+        store
+            .append("old", &[Message::new(Role::User, "after")])
+            .unwrap();
+        assert_eq!(store.load("old").unwrap().messages.len(), 2);
+        assert_eq!((mode(&sessions), mode(&path)), (0o700, 0o600));
     }
 
     #[test]
