@@ -229,15 +229,16 @@ mod wasi {
     }
 
     /// The preopened directory holding `path` (the longest match) and the
-    /// path relative to it. Relative paths start at the working directory.
+    /// path relative to it. A relative path starts at `/`, wasi-libc's
+    /// working directory (weft never changes it).
     fn preopened(path: &Path) -> io::Result<(Descriptor, String)> {
-        let absolute = match path.is_absolute() {
-            true => path.to_path_buf(),
-            false => std::env::current_dir()?.join(path),
-        };
-        let absolute = absolute
+        let path = path
             .to_str()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
+        let absolute = match path.strip_prefix('/') {
+            Some(_) => path.to_owned(),
+            None => format!("/{path}"),
+        };
         let mut best: Option<(Descriptor, String, usize)> = None;
         for (dir, name) in get_directories() {
             let root = guest_root(&name);
@@ -280,9 +281,8 @@ mod wasi {
                 Kind::PermissionDenied
             }
             ErrorCode::Unsupported => Kind::Unsupported,
-            ErrorCode::Loop => Kind::InvalidInput,
-            _ => Kind::Other,
+            _ => return io::Error::other(code.name()),
         };
-        io::Error::new(kind, code.message())
+        kind.into()
     }
 }

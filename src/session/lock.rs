@@ -180,17 +180,21 @@ fn move_aside(lock: &Path, token: &str, stale: Duration) -> io::Result<()> {
     back
 }
 
-/// A token no other lock holder has: random, from the standard library's
-/// seeded hasher (the OS's or WASI's random source), plus a count and the time.
+/// A token no other lock holder has: 64 random bits, from WASI's random
+/// source or, elsewhere, the standard library's seeded hasher.
 fn token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static TAKEN: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(TAKEN.fetch_add(1, Ordering::Relaxed));
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-    hasher.write_u128(now.map_or(0, |d| d.as_nanos()));
-    format!("{:016x}", hasher.finish())
+    #[cfg(all(target_os = "wasi", target_env = "p2"))]
+    let random = wasip2::random::random::get_random_u64();
+    #[cfg(not(all(target_os = "wasi", target_env = "p2")))]
+    let random = {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static TAKEN: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(TAKEN.fetch_add(1, Ordering::Relaxed));
+        hasher.finish()
+    };
+    format!("{random:016x}")
 }
 
 #[cfg(test)]
