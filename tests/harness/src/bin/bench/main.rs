@@ -4,7 +4,11 @@
 //! peak memory, then writes a markdown report. Timings are only reported,
 //! never judged: the bench fails only when a program does not do its job.
 //!
-//! Usage: `bench --work DIR --out FILE [--command TEXT] [--quick]`
+//! Usage: `bench --work DIR --out FILE [--command TEXT] [--quick] [--only SECTIONS]`
+//!
+//! `--only` takes a comma-separated list of `sizes`, `startup`, `turn` and
+//! `scaling`, to measure part of the report again (e.g. before and after a
+//! change); the report says which sections it holds.
 //!
 //! `DIR` holds what `scripts/bench` built besides the shipped artifacts (the
 //! floors, the component without wasm-opt, the `.cwasm` files, the image
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
     let mut out = None;
     let mut command = String::from("(unknown)");
     let mut quick = false;
+    let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -187,6 +192,16 @@ fn main() -> ExitCode {
             "--out" => out = args.next().map(PathBuf::from),
             "--command" => command = args.next().unwrap_or_default(),
             "--quick" => quick = true,
+            "--only" => {
+                let Some(list) = args.next() else {
+                    return usage();
+                };
+                let names: Vec<String> = list.split(',').map(str::to_owned).collect();
+                if names.iter().any(|n| !SECTIONS.contains(&n.as_str())) {
+                    return usage();
+                }
+                only = Some(names);
+            }
             _ => return usage(),
         }
     }
@@ -209,15 +224,24 @@ fn main() -> ExitCode {
     let date = machine::now();
     machine::note_load();
 
+    let wanted = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == section));
     let mut rss = RssRows::new();
-    eprintln!("bench: sizes");
-    let sizes = sizes::measure(&bench);
-    eprintln!("bench: start-up");
-    let startup = startup::measure(&bench, &mut rss);
-    eprintln!("bench: one turn, time to first token");
-    let turn = turn::measure(&bench, &mut rss);
-    eprintln!("bench: session scaling");
-    let scaling = scaling::measure(&bench, &mut rss);
+    let sizes = wanted("sizes").then(|| {
+        eprintln!("bench: sizes");
+        sizes::measure(&bench)
+    });
+    let startup = wanted("startup").then(|| {
+        eprintln!("bench: start-up");
+        startup::measure(&bench, &mut rss)
+    });
+    let turn = wanted("turn").then(|| {
+        eprintln!("bench: one turn, time to first token");
+        turn::measure(&bench, &mut rss)
+    });
+    let scaling = wanted("scaling").then(|| {
+        eprintln!("bench: session scaling");
+        scaling::measure(&bench, &mut rss)
+    });
 
     let mut report = Report::default();
     report.heading(1, "Benchmarks");
@@ -234,15 +258,29 @@ fn main() -> ExitCode {
             "**Quick run (`--quick`): too few repetitions to quote; run `scripts/bench` for real figures.**",
         );
     }
+    if let Some(sections) = &only {
+        report.para(&format!(
+            "**Partial run (`--only {}`): the other sections were not measured.**",
+            sections.join(",")
+        ));
+    }
     report.heading(2, "Machine");
     report.list(&machine::describe(bench.scratch()));
     report.heading(2, "Tools");
     report.list(&machine::tools(&bench.wasmtime));
 
-    sizes.write(&mut report);
-    startup.write(&mut report);
-    turn.write(&mut report);
-    scaling.write(&mut report);
+    if let Some(sizes) = &sizes {
+        sizes.write(&mut report);
+    }
+    if let Some(startup) = &startup {
+        startup.write(&mut report);
+    }
+    if let Some(turn) = &turn {
+        turn.write(&mut report);
+    }
+    if let Some(scaling) = &scaling {
+        scaling.write(&mut report);
+    }
 
     report.heading(2, "Peak memory");
     report.para(&format!(
@@ -273,7 +311,7 @@ fn main() -> ExitCode {
         out.display(),
         started.elapsed().as_secs_f64()
     );
-    if !sizes.optimised_runs {
+    if sizes.is_some_and(|s| !s.optimised_runs) {
         eprintln!("bench: FAILED: the wasm-opt'd component does not run `weft status`");
         return ExitCode::FAILURE;
     }
@@ -314,7 +352,13 @@ fn method(runs: &Runs) -> String {
     )
 }
 
+/// The sections `--only` can name.
+const SECTIONS: [&str; 4] = ["sizes", "startup", "turn", "scaling"];
+
 fn usage() -> ExitCode {
-    eprintln!("usage: bench --work DIR --out FILE [--command TEXT] [--quick]");
+    eprintln!(
+        "usage: bench --work DIR --out FILE [--command TEXT] [--quick] [--only {}]",
+        SECTIONS.join(",")
+    );
     ExitCode::from(2)
 }

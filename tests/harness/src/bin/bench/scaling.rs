@@ -1,5 +1,5 @@
 //! How a turn and a full load grow with the session: 10, 1,000 and 100,000
-//! messages.
+//! messages, and a turn with long messages before the ones it sends.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,9 +18,53 @@ const KEY: &str = "big";
 /// The session every turn measured outside this module starts from.
 pub const TURN_HISTORY: usize = 10;
 
+/// A session of `older` messages of `bytes` bytes each, then `recent`
+/// short ones.
+struct Large {
+    older: usize,
+    bytes: usize,
+    recent: usize,
+}
+
+/// The window a turn sends (the config's `memory_window`, 50 by default) is
+/// the 50 short messages; what lies beyond it grows from 10 KiB to 60 MiB.
+/// The last row sends 50 of its long messages.
+const LARGE: [Large; 3] = [
+    Large {
+        older: 10,
+        bytes: 1 << 10,
+        recent: 50,
+    },
+    Large {
+        older: 60,
+        bytes: 1 << 20,
+        recent: 50,
+    },
+    Large {
+        older: 60,
+        bytes: 1 << 20,
+        recent: 0,
+    },
+];
+
+impl Large {
+    fn describe(&self) -> String {
+        let size = if self.bytes >= 1 << 20 {
+            format!("{} MiB", self.bytes >> 20)
+        } else {
+            format!("{} KiB", self.bytes >> 10)
+        };
+        match self.recent {
+            0 => format!("{} × {size}", self.older),
+            n => format!("{} × {size}, then {n} short", self.older),
+        }
+    }
+}
+
 pub struct Scaling {
     turns: Table,
     loads: Table,
+    large: Table,
 }
 
 fn replied(output: &Output) -> Result<(), String> {
@@ -133,7 +177,39 @@ pub fn measure(bench: &Bench, rss: &mut RssRows) -> Scaling {
             bench.peak_rss(&show(native()), &printed),
         ));
     }
-    Scaling { turns, loads }
+
+    let mut large = Table::new(&["session", ">file", ">native turn", ">wasm turn"]);
+    for shape in &LARGE {
+        let described = shape.describe();
+        eprintln!("bench:   {described}");
+        let home = bench.home("scale-large", &server);
+        let bytes = write_large_session(&home, KEY, shape);
+        let restore = |_| {
+            write_large_session(&home, KEY, shape);
+            drop(server.take_requests());
+        };
+        let native = || bench.native(&native_weft, &home);
+        let wasm = || bench.wasm(&p2, Wasm::Cached, &home);
+        let native_ok = run::series_with(n_turns, &replied, || turn(native()), restore);
+        let wasm_ok = run::series_with(n_turns, &replied, || turn(wasm()), restore);
+        large.row(vec![
+            described.clone(),
+            format!("{} B", thousands(bytes)),
+            native_ok.to_string(),
+            wasm_ok.to_string(),
+        ]);
+        if shape.recent > 0 && shape.bytes >= 1 << 20 {
+            rss.push((
+                format!("native turn, session of {described}"),
+                bench.peak_rss(&turn(native()), &replied),
+            ));
+        }
+    }
+    Scaling {
+        turns,
+        loads,
+        large,
+    }
 }
 
 /// `a − b` of the medians, signed.
@@ -187,6 +263,44 @@ pub fn write_session(home: &Path, key: &str, size: usize) -> u64 {
     std::fs::metadata(&path).expect("session metadata").len()
 }
 
+/// Writes the session `key` as `shape` says (user and assistant taking
+/// turns; long messages are English-like text) and flushes it to disk.
+/// Returns the file's size.
+fn write_large_session(home: &Path, key: &str, shape: &Large) -> u64 {
+    let dir = home.join("sessions");
+    std::fs::create_dir_all(&dir).expect("create sessions/");
+    let path = dir.join(format!("{key}.jsonl"));
+    let file = File::create(&path).expect("create the session");
+    let mut out = BufWriter::new(&file);
+    let meta = serde_json::json!({
+        "_type": "metadata", "key": key, "created_at": "2025-01-01T00:00:00Z", "format": 1
+    });
+    writeln!(out, "{meta}").expect("write");
+    let sentence = "A long pasted log line, or a file someone asked about, goes on. ";
+    let long = sentence.repeat(shape.bytes / sentence.len() + 1)[..shape.bytes].to_owned();
+    let count = shape.older + shape.recent;
+    for i in 0..count {
+        let role = if i.is_multiple_of(2) {
+            "user"
+        } else {
+            "assistant"
+        };
+        let content = if i < shape.older {
+            long.clone()
+        } else {
+            format!("Short message {i}: what changed since the last one?")
+        };
+        let message = serde_json::json!({
+            "role": role, "content": content, "timestamp": "2025-01-01T00:00:00Z"
+        });
+        writeln!(out, "{message}").expect("write");
+    }
+    out.flush().expect("flush");
+    drop(out);
+    file.sync_all().expect("fsync the session");
+    std::fs::metadata(&path).expect("session metadata").len()
+}
+
 impl Scaling {
     pub fn write(&self, report: &mut Report) {
         report.heading(2, "Session size");
@@ -203,5 +317,14 @@ impl Scaling {
              list` reads every session to count its messages.",
         );
         report.table(&self.loads);
+        report.para(
+            "Long messages: the same turn with a session whose window (the last 50 \
+             messages, which the turn sends) is 50 short messages, after 10 messages \
+             of 1 KiB or 60 of 1 MiB that it does not send; then a session of only \
+             60 messages of 1 MiB, of which the turn sends 50 (50 MiB). A turn reads \
+             a session from its end and stops once it has the window, so what lies \
+             beyond the window should not matter.",
+        );
+        report.table(&self.large);
     }
 }
