@@ -9,11 +9,14 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use crate::agent::{self, print, Notice, Turn, MAX_MESSAGE_BYTES};
-use crate::config::{shown_value, Config, Settings};
+use crate::config::{Config, Settings};
+use crate::conversation::{Message, Part};
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{object, Json, Member};
+use crate::secrets::{shown_value, Terminal};
 use crate::session::{Sessions, Skipped};
+use crate::tools::{Caller, Toolbox};
 
 /// The session used when `-s` is not given.
 pub const DEFAULT_SESSION: &str = "default";
@@ -26,7 +29,7 @@ const HELP: &str = "\
 weft - a small, portable LLM agent (clawft)
 
 Usage:
-  weft agent [-m TEXT] [-s KEY] [--model PROVIDER/MODEL] [--no-stream]
+  weft agent [-m TEXT] [-s KEY] [--model PROVIDER/MODEL] [--no-stream] [--no-tools]
   weft sessions list | show KEY | rm KEY
   weft config check | show
   weft status
@@ -35,7 +38,9 @@ Usage:
 Commands:
   agent      Send a message and print the reply as it streams in. The message
              comes from -m, else from stdin; on a terminal, weft asks for one
-             message after another until an empty line or end of input.
+             message after another until an empty line or end of input. The
+             model may use tools (files in the workspace; web and exec when
+             enabled); each call is one line on stderr.
   sessions   List, print or delete the conversations kept in the home directory.
   config     Check the configuration, or show it with secrets hidden.
   status     Print version, platform, HTTP support and home directory as JSON.
@@ -45,9 +50,12 @@ Options for agent:
   -s, --session KEY          the conversation to continue (default: default)
       --model PROVIDER/MODEL use this model instead of the configured one
       --no-stream            wait for the whole reply instead of streaming it
+      --no-tools             no tools for this turn
 
 Home: $CLAWFT_HOME, else $HOME/.clawft (native) or /config (WebAssembly).
 Config: <home>/config.json. Sessions: <home>/sessions/<key>.jsonl.
+Workspace: <home>/workspace (native) or /workspace (WebAssembly), unless
+agents.defaults.workspace names another.
 Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error
 (the wasm32-wasip2 component exits 1 for both: WASI 0.2 reports only
 success or failure).
@@ -61,6 +69,7 @@ pub enum Command {
         session: String,
         model: Option<String>,
         stream: bool,
+        tools: bool,
     },
     SessionsList,
     SessionsShow(String),
@@ -117,6 +126,7 @@ fn parse_agent(args: &[&str]) -> Result<Command, Error> {
     let mut session = DEFAULT_SESSION.to_owned();
     let mut model = None;
     let mut stream = true;
+    let mut tools = true;
     let mut args = args.iter();
     while let Some(&arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -136,6 +146,7 @@ fn parse_agent(args: &[&str]) -> Result<Command, Error> {
             "--model" => model = Some(value()?),
             "--no-stream" => stream = false,
             "--stream" => stream = true,
+            "--no-tools" => tools = false,
             other if other.starts_with('-') => {
                 return Err(Error::Usage(format!("unknown option '{other}' for agent")))
             }
@@ -151,6 +162,7 @@ fn parse_agent(args: &[&str]) -> Result<Command, Error> {
         session,
         model,
         stream,
+        tools,
     })
 }
 
@@ -180,7 +192,8 @@ pub fn main() -> ExitCode {
 /// The stderr line for an error. A turn that failed at run time also says
 /// that nothing was saved, so the user knows the session is unchanged.
 pub fn describe(err: &Error, in_turn: bool) -> String {
-    if in_turn && err.exit_code() == 1 && !matches!(err, Error::TurnsFailed { .. }) {
+    let says_so = matches!(err, Error::TurnsFailed { .. } | Error::NotSaved { .. });
+    if in_turn && err.exit_code() == 1 && !says_so {
         format!("error: {err} (the turn was not saved)")
     } else {
         format!("error: {err}")
@@ -191,10 +204,18 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Runs one parsed command.
+/// Runs one parsed command. On a terminal, text from outside (replies,
+/// sessions) passes through [`Terminal`]; a pipe gets it exactly.
 pub fn run(command: Command) -> Result<(), Error> {
-    let mut stdout = io::stdout().lock();
-    let out = &mut stdout;
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        run_with(command, &mut Terminal::new(stdout.lock()))
+    } else {
+        run_with(command, &mut stdout.lock())
+    }
+}
+
+fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
     match command {
         Command::Help => print(out, HELP),
         Command::Version => print(out, &format!("weft {}\n", env!("CARGO_PKG_VERSION"))),
@@ -204,19 +225,29 @@ pub fn run(command: Command) -> Result<(), Error> {
             session,
             model,
             stream,
+            tools,
         } => {
             let home = Home::discover(env)?;
-            let settings = Config::load(&home)?.settings(model.as_deref(), env)?;
+            let config = Config::load(&home)?;
+            let settings = config.settings(model.as_deref(), env)?;
             settings.provider.require_key()?;
+            let tool_settings = config.tool_settings(&home, env);
+            let tools = if tools {
+                Toolbox::new(&tool_settings, Caller::Cli)
+            } else {
+                Toolbox::none(&tool_settings)
+            };
+            let chat = Chat {
+                home: &home,
+                settings: &settings,
+                tools: &tools,
+                session: &session,
+                stream,
+            };
             match message {
-                Some(text) => turn(&home, &settings, &session, &text, stream, out),
-                None if io::stdin().is_terminal() => {
-                    interactive(&home, &settings, &session, stream, out)
-                }
-                None => {
-                    let text = read_stdin()?;
-                    turn(&home, &settings, &session, &text, stream, out)
-                }
+                Some(text) => chat.turn(&text, out),
+                None if io::stdin().is_terminal() => chat.interactive(out),
+                None => chat.turn(&read_stdin()?, out),
             }
         }
         Command::SessionsList => {
@@ -257,8 +288,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             let mut failed = None;
             let exists = Sessions::new(&home).scan(&key, |entry| match entry {
                 Ok(m) if failed.is_none() => {
-                    let text = format!("[{}] {}\n{}\n\n", m.timestamp, m.role.name(), m.content);
-                    failed = buffered.write_all(text.as_bytes()).err();
+                    failed = buffered.write_all(shown_message(&m).as_bytes()).err();
                 }
                 Ok(_) => {}
                 Err(skipped) => {
@@ -285,11 +315,12 @@ pub fn run(command: Command) -> Result<(), Error> {
             print(
                 out,
                 &format!(
-                    "config ok: {} via {} ({}), API key {}\n",
+                    "config ok: {} via {} ({}), API key {}; provider chosen by {}\n",
                     settings.qualified_model(),
                     settings.provider.api_base,
                     settings.provider.protocol.name(),
-                    settings.provider.key_source
+                    settings.provider.key_source,
+                    settings.rule
                 ),
             )
         }
@@ -303,69 +334,80 @@ pub fn run(command: Command) -> Result<(), Error> {
     }
 }
 
-fn turn(
-    home: &Home,
-    settings: &Settings,
-    session: &str,
-    message: &str,
+/// One conversation on the command line.
+struct Chat<'a> {
+    home: &'a Home,
+    settings: &'a Settings,
+    tools: &'a Toolbox,
+    session: &'a str,
     stream: bool,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
-    let turn = Turn {
-        session,
-        message,
-        stream,
-    };
-    let mut notice = |n: Notice<'_>| {
-        let line = match n {
-            Notice::Skipped(s) => skipped_line(session, s),
-            Notice::Retrying {
-                retry,
-                max_retries,
-                delay,
-                cause,
-            } => format!(
-                "retry {retry} of {max_retries} in {} s: {cause}",
-                seconds(delay)
-            ),
-        };
-        let _ = writeln!(io::stderr(), "{line}");
-    };
-    agent::run_turn(home, settings, &turn, out, &mut notice).map(drop)
 }
 
-/// One turn per line typed, until an empty line, `/exit` or end of input.
-fn interactive(
-    home: &Home,
-    settings: &Settings,
-    session: &str,
-    stream: bool,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
-    let mut lines = io::stdin().lock().lines();
-    let (mut turns, mut failed) = (0, 0);
-    loop {
-        let _ = write!(io::stderr(), "you> ");
-        let Some(line) = lines.next() else { break };
-        let line = line.map_err(|e| Error::io("stdin", e))?;
-        let line = line.trim();
-        if line.is_empty() || line == "/exit" || line == "/quit" {
-            break;
-        }
-        turns += 1;
-        match turn(home, settings, session, line, stream, out) {
-            Ok(()) => {}
-            // Nowhere to show replies: stop rather than pay for more.
-            Err(err @ Error::Output(_)) => return Err(err),
-            Err(err) => {
-                failed += 1;
-                let _ = writeln!(io::stderr(), "{}", describe(&err, true));
+impl Chat<'_> {
+    fn turn(&self, message: &str, out: &mut dyn Write) -> Result<(), Error> {
+        let turn = Turn {
+            session: self.session,
+            message,
+            stream: self.stream,
+        };
+        let session = self.session;
+        let mut notice = |n: Notice<'_>| {
+            let line = match n {
+                Notice::Skipped(s) => skipped_line(session, s),
+                Notice::Retrying {
+                    retry,
+                    max_retries,
+                    delay,
+                    cause,
+                } => format!(
+                    "retry {retry} of {max_retries} in {} s: {cause}",
+                    seconds(delay)
+                ),
+                Notice::Repaired(count) => {
+                    format!("note: {count} broken character(s) in the reply were shown as \u{fffd}")
+                }
+                Notice::Tool { name, summary, .. } => format!("tool {name} {summary}"),
+            };
+            let _ = writeln!(io::stderr(), "{line}");
+        };
+        agent::run_turn(
+            self.home,
+            self.settings,
+            self.tools,
+            &turn,
+            out,
+            &mut notice,
+        )
+        .map(drop)
+    }
+
+    /// One turn per line typed, until an empty line, `/exit` or end of input.
+    fn interactive(&self, out: &mut dyn Write) -> Result<(), Error> {
+        let mut lines = io::stdin().lock().lines();
+        let (mut turns, mut failed) = (0, 0);
+        loop {
+            let _ = write!(io::stderr(), "you> ");
+            let Some(line) = lines.next() else { break };
+            let line = line.map_err(|e| Error::io("stdin", e))?;
+            let line = line.trim();
+            if line.is_empty() || line == "/exit" || line == "/quit" {
+                break;
+            }
+            turns += 1;
+            match self.turn(line, out) {
+                Ok(()) => {}
+                // Nowhere to show replies: stop rather than pay for more.
+                Err(err @ Error::Output(_)) => return Err(err),
+                Err(err) => {
+                    failed += 1;
+                    let _ = writeln!(io::stderr(), "{}", describe(&err, true));
+                }
             }
         }
-    }
-    match failed {
-        0 => Ok(()),
-        _ => Err(Error::TurnsFailed { failed, of: turns }),
+        match failed {
+            0 => Ok(()),
+            _ => Err(Error::TurnsFailed { failed, of: turns }),
+        }
     }
 }
 
@@ -390,6 +432,27 @@ fn read_stdin() -> Result<String, Error> {
     Ok(text)
 }
 
+/// A message as `sessions show` prints it: a header line, then its text,
+/// its tool calls and results.
+fn shown_message(m: &Message) -> String {
+    let mut text = format!("[{}] {}\n", m.timestamp, m.role.name());
+    for part in &m.parts {
+        match part {
+            Part::Text(t) => text.push_str(t),
+            Part::Call(c) => text.push_str(&format!("-> {} {}", c.name, c.arguments)),
+            Part::Result(r) => {
+                let failed = if r.is_error { " (failed)" } else { "" };
+                text.push_str(&format!("<- {}{failed}\n{}", r.name, r.content));
+            }
+        }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text.push('\n');
+    text
+}
+
 fn skipped_line(key: &str, s: &Skipped) -> String {
     format!(
         "warning: session {key:?}: skipped line {} ({}); the file is left as it is",
@@ -406,7 +469,12 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
             .and_then(|c| c.settings(None, env))
             .map_err(|e| e.to_string())
     }) {
-        Ok(s) => object([("ok", true.into()), ("model", s.qualified_model().into())]),
+        Ok(s) => object([
+            ("ok", true.into()),
+            ("model", s.qualified_model().into()),
+            ("provider", s.provider.name.as_str().into()),
+            ("provider_rule", s.rule.to_string().into()),
+        ]),
         Err(e) => object([("ok", false.into()), ("error", e.into())]),
     };
     let status = object([
@@ -433,6 +501,26 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
 /// `weft config show`: the effective configuration, every secret replaced
 /// by where it came from.
 fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<String, Error> {
+    let t = config.tool_settings(home, env);
+    let offered: Vec<Json> = Toolbox::new(&t, Caller::Cli)
+        .specs()
+        .iter()
+        .map(|s| s.name.into())
+        .collect();
+    let tools = object([
+        ("workspace", t.workspace.display().to_string().into()),
+        ("offered", offered.into()),
+        (
+            "exec_allow",
+            t.exec_allow
+                .iter()
+                .map(|p| p.as_str().into())
+                .collect::<Vec<Json>>()
+                .into(),
+        ),
+        ("max_tool_iterations", u64::from(t.max_iterations).into()),
+        ("max_tool_result_chars", (t.max_result_chars as u64).into()),
+    ]);
     let path = home.config_file()?;
     let p = &settings.provider;
     let headers = p
@@ -446,7 +534,9 @@ fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Stri
         ("api_base", p.api_base.as_str().into()),
         ("api_key", p.key_source.to_string().into()),
         ("extra_headers", Json::Object(headers)),
-        ("timeout_secs", p.timeout.as_secs().into()),
+        ("connect_timeout_secs", p.timeouts.connect.as_secs().into()),
+        ("timeout_secs", p.timeouts.response.as_secs().into()),
+        ("max_tokens_field", p.max_tokens_field.name().into()),
         ("max_retries", u64::from(p.max_retries).into()),
     ]);
     let configured: Vec<Json> = config.providers.keys().map(|k| k.as_str().into()).collect();
@@ -454,12 +544,14 @@ fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Stri
         ("config_file", path.display().to_string().into()),
         ("config_file_exists", path.exists().into()),
         ("model", settings.qualified_model().into()),
+        ("provider_rule", settings.rule.to_string().into()),
         ("max_tokens", u64::from(settings.max_tokens).into()),
         ("temperature", settings.temperature.as_ref().into()),
         ("system_prompt", settings.system_prompt.as_deref().into()),
         ("memory_window", (settings.memory_window as u64).into()),
         ("provider", provider),
         ("configured_providers", configured.into()),
+        ("tools", tools),
     ]);
     Ok(shown.to_pretty_text())
 }
@@ -493,6 +585,7 @@ mod tests {
                 session: "work".into(),
                 model: Some("anthropic/claude".into()),
                 stream: false,
+                tools: true,
             }
         );
         assert_eq!(
@@ -502,6 +595,7 @@ mod tests {
                 session: "s2".into(),
                 model: None,
                 stream: true,
+                tools: true,
             }
         );
         assert_eq!(
@@ -511,6 +605,7 @@ mod tests {
                 session: DEFAULT_SESSION.into(),
                 model: None,
                 stream: true,
+                tools: true,
             }
         );
     }
@@ -544,6 +639,7 @@ mod tests {
                 session: DEFAULT_SESSION.into(),
                 model: None,
                 stream: true,
+                tools: true,
             }
         );
     }

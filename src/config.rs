@@ -19,19 +19,29 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::home::Home;
-use crate::json::{self, Json, Member};
-use crate::provider::{builtin, Protocol};
+use crate::http::Timeouts;
+use crate::json::{self, Json, Member, Number};
+use crate::provider::Protocol;
+use crate::secrets::{shown_value, Redactions, Secret};
 
 /// The model used when neither the config nor `--model` names one.
 pub const DEFAULT_MODEL: &str = "openai/gpt-4o-mini";
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub const DEFAULT_MEMORY_WINDOW: usize = 50;
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// How long a provider may take to answer, and to send each further
+/// piece: as long as the official SDKs wait, since a reasoning model may
+/// think for minutes before its first byte.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
+/// How long connecting may take (never longer than `timeout_secs`).
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// The largest values a config may ask for: bounds, not suggestions.
 pub const MAX_RETRIES: u32 = 10;
 pub const MAX_TOKENS: u64 = 1_000_000;
 pub const MAX_MEMORY_WINDOW: u64 = 10_000;
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+pub const MAX_TOOL_ITERATIONS: u64 = 1_000;
+pub const MAX_TOOL_RESULT_CHARS: u64 = 1_000_000;
+pub const MAX_WEB_BYTES: u64 = 64 << 20;
 /// A config file larger than this is refused rather than read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -40,6 +50,37 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub struct Config {
     pub agents: Agents,
     pub providers: BTreeMap<String, ProviderConfig>,
+    pub tools: ToolsConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// The `gateway` section: who may call `weft gateway`, and its bounds.
+#[derive(Default)]
+pub struct GatewayConfig {
+    /// Client tokens (with `$CLAWFT_GATEWAY_TOKEN`).
+    pub tokens: Vec<String>,
+    /// Models `GET /v1/models` lists besides the default.
+    pub models: Vec<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_concurrent_turns: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub io_timeout_secs: Option<u64>,
+    pub grace_secs: Option<u64>,
+}
+
+impl fmt::Debug for GatewayConfig {
+    /// The tokens are counted, never shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("tokens", &self.tokens.len())
+            .field("models", &self.models)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_concurrent_turns", &self.max_concurrent_turns)
+            .field("max_connections", &self.max_connections)
+            .field("io_timeout_secs", &self.io_timeout_secs)
+            .field("grace_secs", &self.grace_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,26 +91,55 @@ pub struct Agents {
 #[derive(Debug, Default)]
 pub struct AgentDefaults {
     pub model: Option<String>,
+    /// The provider to use, or `auto` (nanobot's field).
+    pub provider: Option<String>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<Temperature>,
     pub system_prompt: Option<String>,
     pub memory_window: Option<usize>,
+    /// Where the tools work.
+    pub workspace: Option<String>,
+    pub max_tool_iterations: Option<u32>,
+    pub max_tool_result_chars: Option<usize>,
 }
 
-/// A sampling temperature, kept as the decimal text the user wrote: it is
-/// sent exactly as written, and the build needs no float formatting.
+/// The `tools` section, in nanobot's shape.
+#[derive(Debug, Default)]
+pub struct ToolsConfig {
+    /// nanobot's switch; clawft always confines the tools, so only `false`
+    /// is worth a note (it is not obeyed).
+    pub restrict_to_workspace: Option<bool>,
+    pub file_enable: Option<bool>,
+    pub web_enable: Option<bool>,
+    pub web_timeout_secs: Option<u64>,
+    pub web_max_bytes: Option<usize>,
+    pub exec_enable: Option<bool>,
+    pub exec_allow: Option<Vec<String>>,
+    pub exec_timeout_secs: Option<u64>,
+    pub exec_gateway: Option<bool>,
+    /// Tools switched off one by one.
+    pub disabled: Option<Vec<String>>,
+}
+
+/// A sampling temperature, kept as the number the user wrote: it is sent
+/// exactly as written, and the build needs no float formatting.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Temperature(String);
+pub struct Temperature(Number);
 
 impl Temperature {
+    /// A temperature from a number read elsewhere (a gateway request).
+    pub fn from_number(n: Number) -> Temperature {
+        Temperature(n)
+    }
+
     /// The number as written, e.g. `0.7`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// Its value, for range checks.
     pub fn value(&self) -> f64 {
-        json::number_value(&self.0).unwrap_or(f64::NAN)
+        self.0.value()
     }
 }
 
@@ -86,32 +156,14 @@ pub struct ProviderConfig {
     pub api_base: Option<String>,
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub timeout_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
+    /// Which request field carries the reply limit (OpenAI protocol only).
+    pub max_tokens_field: Option<TokenLimitField>,
     /// Retries after a failed attempt (see [`crate::retry`]); 0 disables them.
     pub max_retries: Option<u32>,
-    /// Wire protocol of a provider clawft does not know: `openai` or `anthropic`.
-    pub protocol: Option<Protocol>,
-}
-
-/// An API key. It has no `Display`, and `Debug` hides it, so it cannot slip
-/// into a message by accident; [`Secret::expose`] is the one way out.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The key itself, for the one header that carries it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
+    /// The wire protocol (`protocol`, or nanobot's `apiType`): what it
+    /// names, or the name clawft does not speak.
+    pub protocol: Option<Result<Protocol, String>>,
 }
 
 impl Config {
@@ -130,6 +182,8 @@ impl Config {
     /// a value of the wrong type also the field, e.g. `line 3, column 18:
     /// agents.defaults.maxTokens must be a whole number, not a string`.
     pub fn parse(text: &str) -> Result<Config, String> {
+        // RFC 8259 lets a reader ignore a byte-order mark; editors write one.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let root = json::parse(text.as_bytes()).map_err(|e| e.to_string())?;
         let fields = Fields {
             text: text.as_bytes(),
@@ -153,7 +207,9 @@ impl Config {
                         config.providers.insert(p.key.clone(), provider);
                     }
                 }
-                _ => {} // other tools' sections (nanobot's channels, tools, ...)
+                "tools" => config.tools = fields.tools(m)?,
+                "gateway" => config.gateway = fields.gateway(m)?,
+                _ => {} // other programs' sections (nanobot's channels, ...)
             }
         }
         Ok(config)
@@ -166,11 +222,8 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, Error> {
         let defaults = &self.agents.defaults;
-        let model = model_override
-            .or(defaults.model.as_deref())
-            .unwrap_or(DEFAULT_MODEL);
-        let (provider_name, model_name) = split_model(model)?;
-        let provider = self.provider(provider_name, env)?;
+        let (provider, model, rule) =
+            crate::provider::registry::select(self, model_override, &env)?;
         if let Some(t) = &defaults.temperature {
             if !(0.0..=2.0).contains(&t.value()) {
                 return Err(Error::Config(format!(
@@ -181,7 +234,8 @@ impl Config {
         }
         Ok(Settings {
             provider,
-            model: model_name.to_owned(),
+            model,
+            rule,
             max_tokens: defaults.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             temperature: defaults.temperature.clone(),
             system_prompt: defaults.system_prompt.clone(),
@@ -189,105 +243,56 @@ impl Config {
         })
     }
 
-    fn provider(
+    /// The tool settings, with the workspace resolved: the configured one
+    /// (`~` is `$HOME`, a relative path is under home), else
+    /// `<home>/workspace`; under WASI an absolute guest path, else
+    /// `/workspace`, which the host preopens.
+    pub fn tool_settings(
         &self,
-        name: &str,
+        home: &Home,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Provider, Error> {
-        let configured = self.providers.get(name);
-        let known = builtin(name);
-        let unconfigured = ProviderConfig::default();
-        let Some(section) = configured.or(known.map(|_| &unconfigured)) else {
-            return Err(Error::Config(format!(
-                "unknown provider '{name}': add providers.{name} with api_base and protocol \
-                 (\"openai\" or \"anthropic\"), or use one of {}",
-                crate::provider::BUILTINS
-                    .iter()
-                    .map(|b| b.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-
-        let protocol = match (section.protocol, known) {
-            (Some(p), _) => p,
-            (None, Some(b)) => b.protocol,
-            (None, None) => {
-                return Err(Error::Config(format!(
-                    "providers.{name} needs \"protocol\": \"openai\" or \"anthropic\""
-                )))
+    ) -> crate::tools::ToolSettings {
+        use crate::tools as t;
+        let d = &self.agents.defaults;
+        let c = &self.tools;
+        let configured = d.workspace.as_deref();
+        let workspace = if cfg!(target_os = "wasi") {
+            match configured {
+                Some(path) if path.starts_with('/') => path.into(),
+                _ => std::path::PathBuf::from("/workspace"),
             }
-        };
-        let api_base = match (&section.api_base, known) {
-            (Some(base), _) => base.trim_end_matches('/').to_owned(),
-            (None, Some(b)) => b.api_base.to_owned(),
-            (None, None) => {
-                return Err(Error::Config(format!(
-                    "providers.{name} needs \"api_base\", for example \"https://host/v1\""
-                )))
-            }
-        };
-        crate::http::Url::parse(&api_base)
-            .map_err(|e| Error::Config(format!("providers.{name}.api_base: {e}")))?;
-        if api_base.contains(['?', '#']) {
-            // The endpoint path is appended: a query or fragment would swallow it.
-            return Err(Error::Config(format!(
-                "providers.{name}.api_base must not have a query or fragment ('?', '#')"
-            )));
-        }
-
-        let (api_key, key_source) = if let Some(key) = &section.api_key {
-            (Some(key.clone()), KeySource::Config)
         } else {
-            let var = section
-                .api_key_env
-                .as_deref()
-                .or(known.and_then(|b| b.key_env));
-            match var {
-                Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
-                    // A key pasted with a trailing newline is still the key.
-                    Some(key) => (
-                        Some(Secret(key.trim().to_owned())),
-                        KeySource::Env(var.to_owned()),
-                    ),
-                    None => (None, KeySource::Missing(Some(var.to_owned()))),
+            match configured {
+                None => home.root().join("workspace"),
+                Some(path) if path == "~" || path.starts_with("~/") => match env("HOME") {
+                    Some(user) => {
+                        std::path::Path::new(&user).join(path[1..].trim_start_matches('/'))
+                    }
+                    None => home.root().join("workspace"),
                 },
-                None => (None, KeySource::Missing(None)),
+                Some(path) => home.root().join(path), // an absolute path replaces the root
             }
         };
-        let key_required = known.is_some_and(|b| b.needs_key);
-
-        if let Some(key) = &api_key {
-            if !is_header_value(key.expose()) {
-                return Err(Error::Config(format!(
-                    "the API key for provider '{name}' contains spaces or control characters"
-                )));
-            }
+        t::ToolSettings {
+            workspace,
+            files: c.file_enable.unwrap_or(true),
+            web: c.web_enable.unwrap_or(false),
+            exec: c.exec_enable.unwrap_or(false),
+            exec_in_gateway: c.exec_gateway.unwrap_or(false),
+            exec_allow: c.exec_allow.clone().unwrap_or_default(),
+            exec_timeout: Duration::from_secs(
+                c.exec_timeout_secs.unwrap_or(t::DEFAULT_EXEC_TIMEOUT_SECS),
+            ),
+            disabled: c.disabled.clone().unwrap_or_default(),
+            web_timeout: Duration::from_secs(
+                c.web_timeout_secs.unwrap_or(t::DEFAULT_WEB_TIMEOUT_SECS),
+            ),
+            web_max_bytes: c.web_max_bytes.unwrap_or(t::DEFAULT_WEB_MAX_BYTES),
+            max_iterations: d.max_tool_iterations.unwrap_or(t::DEFAULT_MAX_ITERATIONS),
+            max_result_chars: d
+                .max_tool_result_chars
+                .unwrap_or(t::DEFAULT_MAX_RESULT_CHARS),
         }
-        let mut extra_headers = Vec::new();
-        for (header, value) in section.extra_headers.iter().flatten() {
-            if !is_header_name(header) || !is_header_value(value) {
-                return Err(Error::Config(format!(
-                    "providers.{name}.extra_headers: '{header}' is not a valid HTTP header \
-                     (names are letters, digits and -; values are one line)"
-                )));
-            }
-            extra_headers.push((header.clone(), value.clone()));
-        }
-        let timeout_secs = section.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        Ok(Provider {
-            name: name.to_owned(),
-            protocol,
-            api_base,
-            api_key,
-            key_source,
-            key_required,
-            extra_headers,
-            timeout: Duration::from_secs(timeout_secs),
-            max_retries: section
-                .max_retries
-                .unwrap_or(crate::retry::DEFAULT_MAX_RETRIES),
-        })
     }
 }
 
@@ -345,7 +350,7 @@ impl Fields<'_> {
             _ => {
                 let (line, column) = json::position(self.text, m.offset);
                 let got = match &m.value {
-                    Json::Number(text) => text.clone(),
+                    Json::Number(n) => n.to_string(),
                     other => other.kind().to_owned(),
                 };
                 Err(format!(
@@ -357,23 +362,50 @@ impl Fields<'_> {
         }
     }
 
+    /// `true` or `false`; null counts as not set.
+    fn flag(&self, m: &Member, path: &str) -> Result<Option<bool>, String> {
+        match &m.value {
+            Json::Null => Ok(None),
+            Json::Bool(b) => Ok(Some(*b)),
+            _ => Err(self.wrong(m, path, "true or false")),
+        }
+    }
+
+    /// A list of strings; null counts as not set.
+    fn list(&self, m: &Member, path: &str) -> Result<Option<Vec<String>>, String> {
+        match &m.value {
+            Json::Null => Ok(None),
+            value => json::FromJson::from_json(value)
+                .map(Some)
+                .ok_or_else(|| self.wrong(m, path, "a list of strings")),
+        }
+    }
+
     fn defaults(&self, section: &Member) -> Result<AgentDefaults, String> {
         let mut d = AgentDefaults::default();
         for m in self.object(section, "agents.defaults")? {
             let path = format!("agents.defaults.{}", m.key);
-            match m.key.as_str() {
+            match snake_case(&m.key).as_str() {
                 "model" => d.model = self.text(m, &path)?,
-                "max_tokens" | "maxTokens" => {
+                "provider" => d.provider = self.text(m, &path)?,
+                "max_tokens" => {
                     d.max_tokens = self.whole(m, &path, 1..=MAX_TOKENS)?;
                 }
-                "memory_window" | "memoryWindow" => {
+                "memory_window" => {
                     d.memory_window = self.whole(m, &path, 0..=MAX_MEMORY_WINDOW)?;
                 }
-                "system_prompt" | "systemPrompt" => d.system_prompt = self.text(m, &path)?,
+                "system_prompt" => d.system_prompt = self.text(m, &path)?,
+                "workspace" => d.workspace = self.text(m, &path)?,
+                "max_tool_iterations" => {
+                    d.max_tool_iterations = self.whole(m, &path, 1..=MAX_TOOL_ITERATIONS)?;
+                }
+                "max_tool_result_chars" => {
+                    d.max_tool_result_chars = self.whole(m, &path, 100..=MAX_TOOL_RESULT_CHARS)?;
+                }
                 "temperature" => {
                     d.temperature = match &m.value {
                         Json::Null => None,
-                        Json::Number(text) => Some(Temperature(text.clone())),
+                        Json::Number(n) => Some(Temperature(n.clone())),
                         _ => return Err(self.wrong(m, &path, "a number")),
                     }
                 }
@@ -383,22 +415,96 @@ impl Fields<'_> {
         Ok(d)
     }
 
+    fn tools(&self, section: &Member) -> Result<ToolsConfig, String> {
+        let mut t = ToolsConfig::default();
+        for m in self.object(section, "tools")? {
+            let path = format!("tools.{}", m.key);
+            match snake_case(&m.key).as_str() {
+                "restrict_to_workspace" => t.restrict_to_workspace = self.flag(m, &path)?,
+                "disabled" => t.disabled = self.list(m, &path)?,
+                group @ ("file" | "web" | "exec") => {
+                    for f in self.object(m, &path)? {
+                        let path = format!("{path}.{}", f.key);
+                        match (group, snake_case(&f.key).as_str()) {
+                            ("file", "enable") => t.file_enable = self.flag(f, &path)?,
+                            ("web", "enable") => t.web_enable = self.flag(f, &path)?,
+                            ("web", "timeout" | "timeout_secs") => {
+                                t.web_timeout_secs = self.whole(f, &path, 1..=MAX_TIMEOUT_SECS)?;
+                            }
+                            ("web", "max_bytes") => {
+                                t.web_max_bytes = self.whole(f, &path, 1..=MAX_WEB_BYTES)?;
+                            }
+                            ("exec", "enable") => t.exec_enable = self.flag(f, &path)?,
+                            ("exec", "allow") => t.exec_allow = self.list(f, &path)?,
+                            ("exec", "timeout" | "timeout_secs") => {
+                                t.exec_timeout_secs = self.whole(f, &path, 1..=MAX_TIMEOUT_SECS)?;
+                            }
+                            ("exec", "gateway") => t.exec_gateway = self.flag(f, &path)?,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
+
+    fn gateway(&self, section: &Member) -> Result<GatewayConfig, String> {
+        let mut g = GatewayConfig::default();
+        for m in self.object(section, "gateway")? {
+            let path = format!("gateway.{}", m.key);
+            match snake_case(&m.key).as_str() {
+                "tokens" => g.tokens = self.list(m, &path)?.unwrap_or_default(),
+                "models" => g.models = self.list(m, &path)?.unwrap_or_default(),
+                "max_body_bytes" => g.max_body_bytes = self.whole(m, &path, 1024..=(256 << 20))?,
+                "max_concurrent_turns" => {
+                    g.max_concurrent_turns = self.whole(m, &path, 1..=10_000)?;
+                }
+                "max_connections" => g.max_connections = self.whole(m, &path, 1..=100_000)?,
+                "io_timeout_secs" => g.io_timeout_secs = self.whole(m, &path, 1..=3600)?,
+                "grace_secs" => g.grace_secs = self.whole(m, &path, 0..=3600)?,
+                _ => {} // nanobot's host, port, heartbeat: not ours
+            }
+        }
+        // A blank token would let anyone in who sends "Bearer ".
+        g.tokens.retain(|t| !t.trim().is_empty());
+        Ok(g)
+    }
+
     fn provider(&self, section: &Member) -> Result<ProviderConfig, String> {
         let mut p = ProviderConfig::default();
         let name = &section.key;
         for m in self.object(section, &format!("providers.{name}"))? {
             let path = format!("providers.{name}.{}", m.key);
-            match m.key.as_str() {
-                "api_key" | "apiKey" => p.api_key = self.text(m, &path)?.map(Secret),
-                "api_key_env" | "apiKeyEnv" => p.api_key_env = self.text(m, &path)?,
-                "api_base" | "apiBase" => p.api_base = self.text(m, &path)?,
-                "timeout_secs" | "timeoutSecs" => {
+            match snake_case(&m.key).as_str() {
+                "api_key" => p.api_key = self.text(m, &path)?.map(Secret::new),
+                "api_key_env" => p.api_key_env = self.text(m, &path)?,
+                "api_base" => p.api_base = self.text(m, &path)?,
+                "timeout_secs" => {
                     p.timeout_secs = self.whole(m, &path, 1..=MAX_TIMEOUT_SECS)?;
                 }
-                "max_retries" | "maxRetries" => {
+                "connect_timeout_secs" => {
+                    p.connect_timeout_secs = self.whole(m, &path, 1..=MAX_TIMEOUT_SECS)?;
+                }
+                "max_tokens_field" => {
+                    p.max_tokens_field = match self.text(m, &path)?.as_deref() {
+                        None => None,
+                        Some("max_tokens") => Some(TokenLimitField::MaxTokens),
+                        Some("max_completion_tokens") => Some(TokenLimitField::MaxCompletionTokens),
+                        Some(_) => {
+                            return Err(self.wrong(
+                                m,
+                                &path,
+                                "\"max_tokens\" or \"max_completion_tokens\"",
+                            ))
+                        }
+                    }
+                }
+                "max_retries" => {
                     p.max_retries = self.whole(m, &path, 0..=u64::from(MAX_RETRIES))?;
                 }
-                "extra_headers" | "extraHeaders" => {
+                "extra_headers" => {
                     let mut headers = BTreeMap::new();
                     for h in self.object(m, &path)? {
                         let header_path = format!("{path}.{}", h.key);
@@ -410,13 +516,15 @@ impl Fields<'_> {
                     }
                     p.extra_headers = Some(headers);
                 }
-                "protocol" => {
+                "protocol" | "api_type" => {
                     p.protocol = match self.text(m, &path)?.as_deref() {
                         None => None,
-                        Some("openai" | "openai-compatible" | "openai_compatible") => {
-                            Some(Protocol::OpenAi)
-                        }
-                        Some("anthropic") => Some(Protocol::Anthropic),
+                        Some(
+                            "openai" | "openai-compatible" | "openai_compatible" | "auto"
+                            | "chat_completions",
+                        ) => Some(Ok(Protocol::OpenAi)),
+                        Some("anthropic") => Some(Ok(Protocol::Anthropic)),
+                        Some(other) if m.key != "protocol" => Some(Err(other.to_owned())),
                         Some(_) => return Err(self.wrong(m, &path, "\"openai\" or \"anthropic\"")),
                     }
                 }
@@ -427,8 +535,23 @@ impl Fields<'_> {
     }
 }
 
+/// A field name as snake_case: nanobot writes camelCase (`maxTokens`),
+/// clawft documents snake_case (`max_tokens`); both mean the same field.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// An HTTP header name: a non-empty token (RFC 9110).
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -437,19 +560,8 @@ fn is_header_name(name: &str) -> bool {
 
 /// An HTTP header value we are willing to send: printable, no line breaks,
 /// no NUL, no leading or trailing space.
-fn is_header_value(value: &str) -> bool {
+pub(crate) fn is_header_value(value: &str) -> bool {
     value.trim() == value && !value.chars().any(|c| c.is_control() && c != '\t')
-}
-
-/// Splits `provider/model` at the first slash (`openrouter/anthropic/claude`
-/// keeps its inner slash).
-pub fn split_model(model: &str) -> Result<(&str, &str), Error> {
-    match model.split_once('/') {
-        Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok((p, m)),
-        _ => Err(Error::Config(format!(
-            "model '{model}' needs a provider prefix, for example openai/{model}"
-        ))),
-    }
 }
 
 fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
@@ -471,6 +583,8 @@ pub struct Settings {
     pub provider: Provider,
     /// The model name as the provider knows it (prefix stripped).
     pub model: String,
+    /// Which rule chose the provider.
+    pub rule: crate::provider::registry::Rule,
     pub max_tokens: u32,
     pub temperature: Option<Temperature>,
     pub system_prompt: Option<String>,
@@ -496,10 +610,48 @@ pub struct Provider {
     pub key_source: KeySource,
     /// Whether requests without a key are pointless (false for local servers).
     pub key_required: bool,
+    /// How the key is sent.
+    pub auth: crate::provider::registry::Auth,
     pub extra_headers: Vec<(String, String)>,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
+    pub max_tokens_field: TokenLimitField,
     /// Retries after a failed attempt.
     pub max_retries: u32,
+}
+
+/// The request field that carries the reply limit. OpenAI's own API
+/// (and Azure OpenAI) want `max_completion_tokens`, which their newer
+/// models require; compatible servers want `max_tokens`. Chosen by the
+/// endpoint, or set with `max_tokens_field`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenLimitField {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+impl TokenLimitField {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenLimitField::MaxTokens => "max_tokens",
+            TokenLimitField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+
+    /// What the server at `api_base` wants: OpenAI's and Azure's hosts the
+    /// newer field, every other server the classic one.
+    pub fn for_base(api_base: &str) -> TokenLimitField {
+        let host = crate::http::Url::parse(api_base)
+            .map(|u| u.host().to_ascii_lowercase())
+            .unwrap_or_default();
+        let openai = host == "api.openai.com"
+            || host.ends_with(".openai.azure.com")
+            || host.ends_with(".cognitiveservices.azure.com");
+        if openai {
+            TokenLimitField::MaxCompletionTokens
+        } else {
+            TokenLimitField::MaxTokens
+        }
+    }
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -512,6 +664,8 @@ impl fmt::Debug for ProviderConfig {
             .field("api_base", &self.api_base)
             .field("extra_headers", &headers)
             .field("timeout_secs", &self.timeout_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("max_tokens_field", &self.max_tokens_field)
             .field("max_retries", &self.max_retries)
             .field("protocol", &self.protocol)
             .finish()
@@ -538,30 +692,28 @@ impl fmt::Debug for Provider {
             .field("key_source", &self.key_source)
             .field("key_required", &self.key_required)
             .field("extra_headers", &headers)
-            .field("timeout", &self.timeout)
+            .field("timeouts", &self.timeouts)
+            .field("max_tokens_field", &self.max_tokens_field)
             .field("max_retries", &self.max_retries)
             .finish()
     }
 }
 
-/// A header's value fit to show a person: "(hidden)" for a credential.
-pub fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
-    if looks_secret(name) {
-        "(hidden)"
-    } else {
-        value
-    }
-}
-
-/// Whether a header's value is a credential, judging by its name.
-fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["auth", "key", "token", "secret", "cookie", "password"]
-        .iter()
-        .any(|w| name.contains(w))
-}
-
 impl Provider {
+    /// Every credential this provider is configured with (the key, and
+    /// credential headers such as Azure's `api-key`), to remove from
+    /// anything it says before anyone sees it.
+    pub fn redactions(&self) -> Redactions {
+        let mut redactions = Redactions::new();
+        if let Some(key) = &self.api_key {
+            redactions.add(key.expose());
+        }
+        for (name, value) in &self.extra_headers {
+            redactions.add_header(name, value);
+        }
+        redactions
+    }
+
     /// The key, or the config error that tells the user how to supply one.
     pub fn require_key(&self) -> Result<Option<&Secret>, Error> {
         match (&self.api_key, self.key_required) {
@@ -624,7 +776,13 @@ mod tests {
         );
         assert_eq!(s.provider.api_key.as_ref().unwrap().expose(), "sk-test");
         assert_eq!(s.memory_window, DEFAULT_MEMORY_WINDOW);
-        assert_eq!(s.provider.timeout, Duration::from_secs(30));
+        assert_eq!(
+            s.provider.timeouts,
+            Timeouts {
+                connect: Duration::from_secs(10),
+                response: Duration::from_secs(600)
+            }
+        );
     }
 
     #[test]
@@ -685,8 +843,10 @@ mod tests {
         for (model, words) in [
             ("nobase/m", "api_base"),
             ("noproto/m", "protocol"),
-            ("mystery/m", "unknown provider 'mystery'"),
-            ("no-prefix", "needs a provider prefix"),
+            // A prefix that names no provider is part of the model's name,
+            // and no provider has a key to send it to.
+            ("mystery/m", "names no provider clawft knows"),
+            ("no-prefix", "names no provider clawft knows"),
         ] {
             let err = config.settings(Some(model), no_env).unwrap_err();
             assert!(err.to_string().contains(words), "{model}: {err}");
@@ -785,13 +945,87 @@ mod tests {
     }
 
     #[test]
-    fn credential_headers_are_hidden() {
-        assert!(looks_secret("Authorization"));
-        assert!(looks_secret("X-Api-Key"));
-        assert!(!looks_secret("HTTP-Referer"));
-        assert!(!looks_secret("X-Title"));
-        assert_eq!(shown_value("X-Api-Key", "k"), "(hidden)");
-        assert_eq!(shown_value("X-Title", "t"), "t");
+    fn timeouts_split_into_connect_and_response_and_old_files_keep_working() {
+        let timeouts = |text: &str| {
+            Config::parse(text)
+                .unwrap()
+                .settings(Some("openai/m"), |_| Some("k".into()))
+                .unwrap()
+                .provider
+                .timeouts
+        };
+        let secs = |c, r| Timeouts {
+            connect: Duration::from_secs(c),
+            response: Duration::from_secs(r),
+        };
+        // A file from before the split: its timeout_secs still bounds every
+        // phase it used to, connecting included.
+        assert_eq!(
+            timeouts(r#"{"providers":{"openai":{"timeout_secs":5}}}"#),
+            secs(5, 5)
+        );
+        assert_eq!(
+            timeouts(r#"{"providers":{"openai":{"timeoutSecs":120}}}"#),
+            secs(10, 120)
+        );
+        assert_eq!(
+            timeouts(r#"{"providers":{"openai":{"connectTimeoutSecs":3}}}"#),
+            secs(3, 600)
+        );
+    }
+
+    #[test]
+    fn the_token_limit_field_follows_the_endpoint_or_the_config() {
+        let field = |model: &str, text: &str| {
+            Config::parse(text)
+                .unwrap()
+                .settings(Some(model), |_| Some("k".into()))
+                .unwrap()
+                .provider
+                .max_tokens_field
+        };
+        use TokenLimitField::*;
+        assert_eq!(field("openai/gpt-5", "{}"), MaxCompletionTokens);
+        assert_eq!(field("groq/llama", "{}"), MaxTokens);
+        // Found in review: a custom provider pointed at OpenAI or Azure sent
+        // max_tokens, which newer models refuse.
+        let custom = r#"{"providers":{"mine":{"apiBase":"https://api.openai.com/v1","protocol":"openai"},
+            "azure":{"apiBase":"https://x.openai.azure.com/openai/deployments/d","protocol":"openai"},
+            "local":{"apiBase":"http://127.0.0.1:8000/v1","protocol":"openai","maxTokensField":"max_completion_tokens"},
+            "proxy":{"apiBase":"https://api.openai.com/v1","protocol":"openai","max_tokens_field":"max_tokens"}}}"#;
+        assert_eq!(field("mine/gpt-5", custom), MaxCompletionTokens);
+        assert_eq!(field("azure/gpt-5", custom), MaxCompletionTokens);
+        assert_eq!(field("local/m", custom), MaxCompletionTokens);
+        assert_eq!(field("proxy/m", custom), MaxTokens);
+        let err = Config::parse(r#"{"providers":{"x":{"maxTokensField":"limit"}}}"#).unwrap_err();
+        assert!(
+            err.contains("\"max_tokens\" or \"max_completion_tokens\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        // Found in review: "line 1, column 1: expected a value".
+        let config =
+            Config::parse("\u{feff}{\"agents\":{\"defaults\":{\"maxTokens\":7}}}").unwrap();
+        assert_eq!(config.agents.defaults.max_tokens, Some(7));
+    }
+
+    #[test]
+    fn every_credential_is_redacted_from_what_a_provider_says() {
+        let config = Config::parse(
+            r#"{"providers":{"azure":{"apiBase":"https://x.openai.azure.com/v1","protocol":"openai",
+                "apiKey":"x","extraHeaders":{"api-key":"azure-key-123456","X-Title":"clawft-title"}}}}"#,
+        )
+        .unwrap();
+        let s = config.settings(Some("azure/gpt"), no_env).unwrap();
+        let said = "bad api-key azure-key-123456 for mistral, app clawft-title";
+        // The one-letter placeholder key is left alone rather than cutting words.
+        assert_eq!(
+            s.provider.redactions().redact(said),
+            "bad api-key [redacted] for mistral, app clawft-title"
+        );
     }
 
     #[test]
@@ -803,7 +1037,13 @@ mod tests {
         .unwrap();
         let s = config.settings(None, no_env).unwrap();
         // Found in review: Request and Provider printed keys and credential headers.
-        let request = crate::provider::request(&s, &[], false).unwrap();
+        let ask = crate::provider::Ask {
+            history: &[],
+            tools: &[],
+            may_call: false,
+            stream: false,
+        };
+        let request = crate::provider::request(&s, &ask).unwrap();
         let shown = format!("{config:?} {s:?} {request:?}");
         assert!(!shown.contains("sk-hidden"), "{shown}");
         assert!(shown.contains("shown"), "{shown}");

@@ -57,6 +57,18 @@ pub enum Error {
     /// Some turns of an interactive run failed (each was reported as it
     /// happened; the others were saved).
     TurnsFailed { failed: usize, of: usize },
+    /// The model was still calling tools when the turn's round limit
+    /// (`agents.defaults.max_tool_iterations`) was reached.
+    ToolLimit { rounds: u32 },
+    /// The model made the same tool calls round after round.
+    ToolRepeat { name: String, times: usize },
+    /// The reply was shown but the turn could not be saved; `kept` names
+    /// the session it was kept in instead, if that worked.
+    NotSaved {
+        session: String,
+        cause: Box<Error>,
+        kept: Option<String>,
+    },
 }
 
 impl Error {
@@ -122,6 +134,34 @@ impl fmt::Display for Error {
             Error::TurnsFailed { failed, of } => {
                 write!(f, "{failed} of {of} turns failed; the others were saved")
             }
+            Error::ToolLimit { rounds } => write!(
+                f,
+                "the model was still calling tools after {rounds} rounds, the limit \
+                 (agents.defaults.max_tool_iterations); the turn was stopped"
+            ),
+            Error::ToolRepeat { name, times } => write!(
+                f,
+                "the model called {name} with the same arguments {times} times in a row; \
+                 the turn was stopped"
+            ),
+            Error::NotSaved {
+                session,
+                cause,
+                kept: Some(kept),
+            } => write!(
+                f,
+                "the reply could not be saved to session {session:?} ({cause}); \
+                 the turn was kept as session {kept:?} (weft sessions show {kept})"
+            ),
+            Error::NotSaved {
+                session,
+                cause,
+                kept: None,
+            } => write!(
+                f,
+                "the reply could not be saved to session {session:?} ({cause}), \
+                 nor kept beside it; it exists only in the output above"
+            ),
         }
     }
 }
@@ -131,6 +171,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } | Error::Output(source) => Some(source),
             Error::Http(err) => Some(err),
+            Error::NotSaved { cause, .. } => Some(cause.as_ref()),
             _ => None,
         }
     }
@@ -151,7 +192,10 @@ mod tests {
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
         assert_eq!(Error::Config("x".into()).exit_code(), 2);
         assert_eq!(Error::NoSuchSession("x".into()).exit_code(), 1);
-        let timeout = Error::Http(HttpError::Timeout("waiting for the response".into()));
+        let timeout = Error::Http(HttpError::Timeout {
+            phase: crate::http::Phase::FirstByte,
+            limit: std::time::Duration::from_secs(600),
+        });
         assert_eq!(timeout.exit_code(), 1);
     }
 
@@ -166,8 +210,14 @@ mod tests {
             e.to_string(),
             "Invalid API key for provider 'openai' (HTTP 401): bad key"
         );
-        let e = Error::Http(HttpError::Timeout("waiting for the response".into()));
-        assert!(e.to_string().starts_with("Request timed out"));
+        let e = Error::Http(HttpError::Timeout {
+            phase: crate::http::Phase::FirstByte,
+            limit: std::time::Duration::from_secs(600),
+        });
+        assert_eq!(
+            e.to_string(),
+            "Request timed out waiting for the response (limit 600 s)"
+        );
         let e = Error::Http(HttpError::Unavailable("connection refused".into()));
         assert!(e.to_string().starts_with("HTTP unavailable"));
     }

@@ -5,16 +5,12 @@
 //! guessing beyond that: under WASI `$HOME` means nothing about the host.
 //!
 //! [`Home::resolve`] maps a relative path to a real one and refuses anything
-//! that would leave home: absolute paths, `..` past the root, NUL bytes, and
-//! symlinks (followed by hand, on every target) whose target lies outside.
+//! that would leave home (see [`crate::sandbox`]).
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-
-/// Symlinks followed before a path is refused as a loop.
-const MAX_SYMLINKS: usize = 40;
+use crate::sandbox;
 
 /// Where the home directory came from, for `weft status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,117 +85,10 @@ impl Home {
         self.resolve("sessions")
     }
 
-    /// Maps `relative` (with `/` separators) to a path inside home, or refuses.
-    ///
-    /// Existing symlinks along the way are followed by hand so that one
-    /// pointing outside home is refused even where the OS would follow it.
+    /// Maps `relative` (with `/` separators) to a path inside home, or
+    /// refuses; see [`sandbox::resolve`].
     pub fn resolve(&self, relative: &str) -> Result<PathBuf, Error> {
-        let refuse = |reason| Error::Sandbox {
-            path: relative.to_owned(),
-            reason,
-        };
-        if relative.contains('\0') {
-            return Err(refuse("it contains a NUL byte"));
-        }
-        if relative.contains('\\') {
-            return Err(refuse("it contains a backslash"));
-        }
-        if relative.starts_with('/') || Path::new(relative).has_root() {
-            return Err(refuse("absolute paths are not allowed"));
-        }
-
-        // Components still to walk, innermost last so `pop` takes the next one.
-        let mut pending: Vec<String> = relative.rsplit('/').map(str::to_owned).collect();
-        let mut inside: Vec<String> = Vec::new();
-        let mut symlinks = 0;
-        let mut on_disk = true; // false once a component does not exist
-        while let Some(part) = pending.pop() {
-            match part.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    if inside.pop().is_none() {
-                        return Err(refuse("it leads outside the clawft home"));
-                    }
-                    // Back up out of a missing part: what follows may exist.
-                    on_disk = true;
-                    continue;
-                }
-                _ => {}
-            }
-            inside.push(part);
-            if !on_disk {
-                continue;
-            }
-            let here = self.join(&inside);
-            match std::fs::symlink_metadata(&here) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    symlinks += 1;
-                    if symlinks > MAX_SYMLINKS {
-                        return Err(refuse("too many levels of symbolic links"));
-                    }
-                    let target = match std::fs::read_link(&here) {
-                        Ok(target) => target,
-                        // A WASI host will not even read a link that points
-                        // outside its preopened directory (wasmtime: EPERM).
-                        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                            return Err(refuse(
-                                "a symbolic link on the way points outside the clawft home",
-                            ));
-                        }
-                        Err(e) => return Err(Error::io(here.display(), e)),
-                    };
-                    inside.pop();
-                    let (target, from_root) = self.link_target(&target).ok_or_else(|| {
-                        refuse("a symbolic link on the way points outside the clawft home")
-                    })?;
-                    if from_root {
-                        inside.clear();
-                    }
-                    pending.extend(target.into_iter().rev());
-                }
-                Ok(_) => {}
-                // Nothing there (or a file where a directory would be): nothing to follow.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                    ) =>
-                {
-                    on_disk = false
-                }
-                Err(e) => return Err(Error::io(here.display(), e)),
-            }
-        }
-        Ok(self.join(&inside))
-    }
-
-    fn join(&self, parts: &[String]) -> PathBuf {
-        let mut path = self.root.clone();
-        path.extend(parts);
-        path
-    }
-
-    /// A symlink target as components, and whether they start at home's
-    /// root (an absolute target, which must lie under home) rather than at
-    /// the link's own directory.
-    fn link_target(&self, target: &Path) -> Option<(Vec<String>, bool)> {
-        let from_root = target.has_root();
-        let rest = if from_root {
-            target.strip_prefix(&self.root).ok()?
-        } else {
-            target
-        };
-        let mut parts = Vec::new();
-        for c in rest.components() {
-            use std::path::Component as C;
-            match c {
-                C::Normal(s) => parts.push(s.to_str()?.to_owned()),
-                C::CurDir => {}
-                C::ParentDir => parts.push("..".into()),
-                C::RootDir | C::Prefix(_) => return None,
-            }
-        }
-        Some((parts, from_root))
+        sandbox::resolve(&self.root, relative, &sandbox::HOME)
     }
 }
 

@@ -20,13 +20,60 @@ pub const MAX_DEPTH: usize = 128;
 pub enum Json {
     Null,
     Bool(bool),
-    /// A number exactly as written; it matched the JSON number grammar.
-    Number(String),
+    Number(Number),
     String(String),
     Array(Vec<Json>),
     /// Members in document order; a repeated key keeps every copy, and
     /// [`Json::get`] finds the last, as most JSON readers do.
     Object(Vec<Member>),
+}
+
+/// A JSON number exactly as written. It is made only by reading JSON, by
+/// [`Number::parse`] or from an integer, so it always matches the grammar
+/// and what is written is always valid JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number(String);
+
+impl Number {
+    /// The text if it is a JSON number (`-? int frac? exp?`), else `None`.
+    pub fn parse(text: &str) -> Option<Number> {
+        let mut parser = Parser::new(text.as_bytes());
+        match parser.number() {
+            Ok(number) if parser.at == text.len() => Some(number),
+            _ => None,
+        }
+    }
+
+    /// The number as written, e.g. `0.7`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A non-negative whole number written without fraction or exponent.
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.0.bytes().all(|b| b.is_ascii_digit()) {
+            self.0.parse().ok()
+        } else {
+            None
+        }
+    }
+
+    /// The value as [`number_value`] reads it.
+    pub fn value(&self) -> f64 {
+        number_value(&self.0).unwrap_or(f64::NAN)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<u64> for Number {
+    fn from(n: u64) -> Number {
+        Number(n.to_string())
+    }
 }
 
 /// One `"key": value` of an object. Equality ignores `offset`: where a
@@ -88,7 +135,13 @@ impl From<bool> for Json {
 
 impl From<u64> for Json {
     fn from(n: u64) -> Json {
-        Json::Number(n.to_string())
+        Json::Number(n.into())
+    }
+}
+
+impl From<Number> for Json {
+    fn from(n: Number) -> Json {
+        Json::Number(n)
     }
 }
 
@@ -139,14 +192,29 @@ pub fn position(text: &[u8], offset: usize) -> (usize, usize) {
 
 /// Parses one JSON value; only whitespace may follow it.
 pub fn parse(text: &[u8]) -> Result<Json, JsonError> {
-    let mut parser = Parser { text, at: 0 };
-    parser.skip_space();
-    let value = parser.value(0)?;
-    parser.skip_space();
-    if parser.at < text.len() {
-        return Err(parser.fail("unexpected characters after the value"));
-    }
-    Ok(value)
+    Parser::new(text).document()
+}
+
+/// Parses one event of a streamed reply, where a proxy that splits text by
+/// UTF-16 code units may have cut a surrogate pair in two: an unpaired
+/// `\uD800`-`\uDFFF` escape is kept as a stand-in character (see
+/// [`unpaired_surrogate`]) for [`crate::provider`] to join with its other
+/// half from the next event. Everything else is as strict as [`parse`].
+pub fn parse_piece(text: &[u8]) -> Result<Json, JsonError> {
+    let mut parser = Parser::new(text);
+    parser.keep_unpaired = true;
+    parser.document()
+}
+
+/// The first of the 2,048 stand-ins for unpaired surrogates: code units
+/// U+D800..U+DFFF map in order onto U+10F800..U+10FFFF, the end of the last
+/// private-use plane, which no model writes in practice.
+const STAND_IN_BASE: u32 = 0x10_F800;
+
+/// The UTF-16 code unit a stand-in from [`parse_piece`] stands for.
+pub fn unpaired_surrogate(c: char) -> Option<u16> {
+    let code = u32::from(c);
+    (code >= STAND_IN_BASE).then(|| (code - STAND_IN_BASE + 0xD800) as u16)
 }
 
 impl Json {
@@ -198,7 +266,7 @@ impl Json {
     /// A non-negative whole number written without fraction or exponent.
     pub fn as_u64(&self) -> Option<u64> {
         match self {
-            Json::Number(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+            Json::Number(n) => n.as_u64(),
             _ => None,
         }
     }
@@ -206,7 +274,7 @@ impl Json {
     /// Any number, as [`number_value`] reads it.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            Json::Number(text) => number_value(text),
+            Json::Number(n) => number_value(n.as_str()),
             _ => None,
         }
     }
@@ -234,7 +302,7 @@ impl Json {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Number(text) => out.push_str(text),
+            Json::Number(n) => out.push_str(n.as_str()),
             Json::String(s) => write_string(out, s),
             Json::Array(items) if items.is_empty() => out.push_str("[]"),
             Json::Object(members) if members.is_empty() => out.push_str("{}"),
@@ -285,6 +353,93 @@ impl Json {
             Json::Array(_) => "an array",
             Json::Object(_) => "an object",
         }
+    }
+}
+
+/// A Rust type a JSON value can be read as, for [`Json::field`] and
+/// [`Json::required`]: the one place that says which JSON fits which type.
+pub trait FromJson: Sized {
+    /// What the value must be, in words ("a string", "a whole number").
+    const WANTED: &'static str;
+    fn from_json(value: &Json) -> Option<Self>;
+}
+
+impl FromJson for String {
+    const WANTED: &'static str = "a string";
+    fn from_json(value: &Json) -> Option<String> {
+        value.as_str().map(str::to_owned)
+    }
+}
+
+impl FromJson for bool {
+    const WANTED: &'static str = "true or false";
+    fn from_json(value: &Json) -> Option<bool> {
+        value.as_bool()
+    }
+}
+
+impl FromJson for u64 {
+    const WANTED: &'static str = "a whole number";
+    fn from_json(value: &Json) -> Option<u64> {
+        value.as_u64()
+    }
+}
+
+impl FromJson for Vec<String> {
+    const WANTED: &'static str = "a list of strings";
+    fn from_json(value: &Json) -> Option<Vec<String>> {
+        value.as_array()?.iter().map(String::from_json).collect()
+    }
+}
+
+impl FromJson for Json {
+    const WANTED: &'static str = "a value";
+    fn from_json(value: &Json) -> Option<Json> {
+        Some(value.clone())
+    }
+}
+
+/// A member that is missing or of the wrong kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    /// What it must be; `None` when it is missing.
+    pub wanted: Option<&'static str>,
+    /// What it is (see [`Json::kind`]).
+    pub got: &'static str,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.wanted {
+            None => write!(f, "'{}' is required", self.field),
+            Some(wanted) => write!(f, "'{}' must be {wanted}, not {}", self.field, self.got),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl Json {
+    /// Member `key` read as a `T`; absent or null is `Ok(None)`.
+    pub fn field<T: FromJson>(&self, key: &str) -> Result<Option<T>, FieldError> {
+        match self.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(value) => T::from_json(value).map(Some).ok_or(FieldError {
+                field: key.to_owned(),
+                wanted: Some(T::WANTED),
+                got: value.kind(),
+            }),
+        }
+    }
+
+    /// Member `key` read as a `T`, which must be there.
+    pub fn required<T: FromJson>(&self, key: &str) -> Result<T, FieldError> {
+        self.field(key)?.ok_or(FieldError {
+            field: key.to_owned(),
+            wanted: None,
+            got: "missing",
+        })
     }
 }
 
@@ -358,9 +513,39 @@ pub fn number_value(text: &str) -> Option<f64> {
 struct Parser<'a> {
     text: &'a [u8],
     at: usize,
+    /// Keep unpaired surrogates as stand-ins instead of refusing them.
+    keep_unpaired: bool,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(text: &'a [u8]) -> Parser<'a> {
+        Parser {
+            text,
+            at: 0,
+            keep_unpaired: false,
+        }
+    }
+
+    /// One value and nothing after it but whitespace.
+    fn document(&mut self) -> Result<Json, JsonError> {
+        self.skip_space();
+        let value = self.value(0)?;
+        self.skip_space();
+        if self.at < self.text.len() {
+            return Err(self.fail("unexpected characters after the value"));
+        }
+        Ok(value)
+    }
+
+    /// The code for an unpaired surrogate: an error, or its stand-in.
+    fn unpaired(&self, unit: u32) -> Result<u32, JsonError> {
+        if self.keep_unpaired {
+            Ok(STAND_IN_BASE + unit - 0xD800)
+        } else {
+            Err(self.fail("a lone surrogate in a \\u escape"))
+        }
+    }
+
     fn fail(&self, reason: &'static str) -> JsonError {
         let (line, column) = position(self.text, self.at);
         JsonError {
@@ -398,7 +583,7 @@ impl Parser<'_> {
             Some(b't') => self.word(b"true", Json::Bool(true)),
             Some(b'f') => self.word(b"false", Json::Bool(false)),
             Some(b'n') => self.word(b"null", Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Json::Number),
             Some(_) => Err(self.fail("expected a value")),
         }
     }
@@ -525,17 +710,22 @@ impl Parser<'_> {
                 let first = self.hex4()?;
                 let code = match first {
                     0xd800..=0xdbff => {
-                        if !self.text[self.at..].starts_with(b"\\u") {
-                            return Err(self.fail("a lone surrogate in a \\u escape"));
+                        let rest = &self.text[self.at..];
+                        let low = rest.starts_with(b"\\u")
+                            && rest.get(2..6).is_some_and(|d| {
+                                d.iter().all(u8::is_ascii_hexdigit)
+                                    && matches!(d[0], b'd' | b'D')
+                                    && matches!(d[1], b'c'..=b'f' | b'C'..=b'F')
+                            });
+                        if low {
+                            self.at += 2;
+                            let second = self.hex4()?;
+                            0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+                        } else {
+                            self.unpaired(first)?
                         }
-                        self.at += 2;
-                        let second = self.hex4()?;
-                        if !(0xdc00..=0xdfff).contains(&second) {
-                            return Err(self.fail("a lone surrogate in a \\u escape"));
-                        }
-                        0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
                     }
-                    0xdc00..=0xdfff => return Err(self.fail("a lone surrogate in a \\u escape")),
+                    0xdc00..=0xdfff => self.unpaired(first)?,
                     _ => first,
                 };
                 let c = char::from_u32(code).expect("surrogates were handled above");
@@ -563,7 +753,7 @@ impl Parser<'_> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Result<Json, JsonError> {
+    fn number(&mut self) -> Result<Number, JsonError> {
         let start = self.at;
         if self.peek() == Some(b'-') {
             self.at += 1;
@@ -591,7 +781,7 @@ impl Parser<'_> {
             self.digits();
         }
         let text = std::str::from_utf8(&self.text[start..self.at]).expect("ASCII digits");
-        Ok(Json::Number(text.to_owned()))
+        Ok(Number(text.to_owned()))
     }
 
     fn digits(&mut self) {
@@ -629,7 +819,7 @@ mod tests {
         assert!(first[4].is_null());
         assert_eq!(ok("[]"), Json::Array(vec![]));
         assert_eq!(ok("{}"), Json::Object(vec![]));
-        assert_eq!(ok("0"), Json::Number("0".into()));
+        assert_eq!(ok("0"), Json::from(0u64));
     }
 
     #[test]
@@ -702,7 +892,7 @@ mod tests {
     fn what_is_written_reads_back() {
         let value = object([
             ("s", "quote \" slash \\ nl \n tab \t bell \u{7} é 😀".into()),
-            ("n", Json::Number("-1.5e3".into())),
+            ("n", Number::parse("-1.5e3").unwrap().into()),
             ("b", true.into()),
             ("none", None::<String>.into()),
             (
@@ -736,6 +926,68 @@ mod tests {
         assert_eq!(ok("0.5e-2147483648").as_f64(), Some(0.0));
         assert_eq!(ok("5e99999999999999999999").as_f64(), None);
         assert_eq!(ok("1e400").as_f64(), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn numbers_cannot_be_made_invalid() {
+        for good in ["0", "-0", "7", "-1.5e3", "2E+10", "0.25"] {
+            assert_eq!(Number::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "NaN", "inf", "", "-", "01", "1.", ".5", "1e", "1 ", " 1", "0x10", "+1",
+        ] {
+            assert_eq!(Number::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(Json::from(42u64).to_text(), "42");
+    }
+
+    #[test]
+    fn a_surrogate_pair_split_between_pieces_is_kept_for_joining() {
+        // Strict parsing refuses the halves; piece parsing keeps stand-ins.
+        assert!(parse(br#""\ud83d""#).is_err());
+        let high = parse_piece(br#""ab\ud83d""#).unwrap();
+        let low = parse_piece(br#""\uDE00cd""#).unwrap();
+        let high = high.as_str().unwrap();
+        let low = low.as_str().unwrap();
+        assert_eq!(
+            high.chars().last().and_then(unpaired_surrogate),
+            Some(0xd83d)
+        );
+        assert_eq!(
+            low.chars().next().and_then(unpaired_surrogate),
+            Some(0xde00)
+        );
+        // A whole pair, and a high half followed by another escape, as before.
+        assert_eq!(
+            parse_piece(br#""\ud83d\ude00""#).unwrap().as_str(),
+            Some("😀")
+        );
+        let odd = parse_piece(br#""\ud83d\u0041""#).unwrap();
+        let chars: Vec<char> = odd.as_str().unwrap().chars().collect();
+        assert_eq!(unpaired_surrogate(chars[0]), Some(0xd83d));
+        assert_eq!(chars[1], 'A');
+        assert_eq!(unpaired_surrogate('a'), None);
+        assert_eq!(unpaired_surrogate('😀'), None);
+    }
+
+    #[test]
+    fn fields_read_as_their_types_with_messages_that_say_why() {
+        let v = ok(r#"{"path": "a.txt", "n": 3, "flag": true, "list": ["x", "y"], "none": null}"#);
+        assert_eq!(v.required::<String>("path").unwrap(), "a.txt");
+        assert_eq!(v.field::<u64>("n").unwrap(), Some(3));
+        assert_eq!(v.field::<bool>("flag").unwrap(), Some(true));
+        assert_eq!(v.field::<Vec<String>>("list").unwrap().unwrap(), ["x", "y"]);
+        assert_eq!(v.field::<String>("none").unwrap(), None);
+        assert_eq!(v.field::<String>("absent").unwrap(), None);
+        let err = v.required::<String>("absent").unwrap_err();
+        assert_eq!(err.to_string(), "'absent' is required");
+        let err = v.field::<String>("n").unwrap_err();
+        assert_eq!(err.to_string(), "'n' must be a string, not a number");
+        let err = v.field::<u64>("path").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'path' must be a whole number, not a string"
+        );
     }
 
     #[test]

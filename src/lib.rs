@@ -2,8 +2,9 @@
 //!
 //! One core serves every build: the `wasm32-wasip2` component (HTTP through
 //! `wasi:http`), the `wasm32-wasip1` module (files only), and static native
-//! binaries. Target-specific code lives in one place, [`http`], which picks
-//! the backend that sends requests.
+//! binaries. Target-specific code lives in one place per concern: [`http`]
+//! picks the backend that sends requests, and the `exec` tool exists only
+//! natively.
 //!
 //! The allocator on wasm32 is dlmalloc: the one inside wasi-libc, which Rust's
 //! std uses by default. The `dlmalloc` crate as `#[global_allocator]` was
@@ -15,12 +16,15 @@
 //! The flow of one turn, for an embedder:
 //!
 //! ```no_run
-//! use clawft::{agent, config::Config, home::Home};
+//! use clawft::{agent, config::Config, home::Home, tools::{Caller, Toolbox}};
 //!
-//! let home = Home::discover(|name| std::env::var(name).ok())?;
-//! let settings = Config::load(&home)?.settings(None, |name| std::env::var(name).ok())?;
+//! let env = |name: &str| std::env::var(name).ok();
+//! let home = Home::discover(env)?;
+//! let config = Config::load(&home)?;
+//! let settings = config.settings(None, env)?;
+//! let tools = Toolbox::new(&config.tool_settings(&home, env), Caller::Cli);
 //! let turn = agent::Turn { session: "default", message: "hello", stream: true };
-//! let outcome = agent::run_turn(&home, &settings, &turn, &mut std::io::stdout(), &mut |_| {})?;
+//! let outcome = agent::run_turn(&home, &settings, &tools, &turn, &mut std::io::stdout(), &mut |_| {})?;
 //! println!("({} bytes)", outcome.reply.len());
 //! # Ok::<(), clawft::Error>(())
 //! ```
@@ -28,15 +32,21 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod error;
+pub mod gateway;
 pub mod home;
 pub mod http;
 pub mod json;
 pub mod provider;
+pub mod record;
 pub mod retry;
+pub mod sandbox;
+pub mod secrets;
 pub mod session;
 pub mod sse;
 pub mod time;
+pub mod tools;
 
 pub use error::Error;
 

@@ -6,7 +6,10 @@
 //! `retry-after-ms`) of up to 60 s is obeyed; otherwise the wait doubles from
 //! 0.5 s up to 8 s, shortened by up to a quarter at random so that many
 //! clients do not retry in step. Nothing is retried once part of the reply
-//! has been shown, so the user never sees text twice.
+//! has been shown, so the user never sees text twice, and a timeout after
+//! the whole request reached the provider is not retried either: the
+//! provider may still be working on it (and billing for it), so a slow
+//! answer is not asked for three times.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +32,8 @@ pub fn is_retryable(err: &Error, shown: bool) -> bool {
     match err {
         Error::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
         Error::Http(HttpError::Unavailable(_)) => crate::http::AVAILABLE,
-        Error::Http(HttpError::Timeout(_) | HttpError::Transport(_)) => true,
+        Error::Http(HttpError::Timeout { phase, .. }) => !phase.request_delivered(),
+        Error::Http(HttpError::Transport(_)) => true,
         Error::StreamInterrupted { .. } => true,
         // Only the errors that say "try later": not a refused request.
         Error::ProviderError { kind, .. } => matches!(
@@ -149,6 +153,7 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Phase;
 
     fn status(code: u16) -> Error {
         Error::Status {
@@ -177,8 +182,17 @@ mod tests {
             message: String::new(),
         };
         assert!(!is_retryable(&key, false));
-        let timeout = Error::Http(HttpError::Timeout("x".into()));
-        assert!(is_retryable(&timeout, false));
+        let timeout = |phase| {
+            Error::Http(HttpError::Timeout {
+                phase,
+                limit: Duration::from_secs(1),
+            })
+        };
+        assert!(is_retryable(&timeout(Phase::Connect), false));
+        assert!(is_retryable(&timeout(Phase::Send), false));
+        // Found in review: a slow answer was requested (and billed) three times.
+        assert!(!is_retryable(&timeout(Phase::FirstByte), false));
+        assert!(!is_retryable(&timeout(Phase::BetweenBytes), false));
         let stream_error = |kind: &str| Error::ProviderError {
             provider: "p".into(),
             message: String::new(),

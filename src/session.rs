@@ -1,7 +1,7 @@
 //! Conversations kept on disk, one JSONL file per session.
 //!
 //! `<home>/sessions/<name>.jsonl` holds a metadata line, then one line per
-//! message: `{"role","content","timestamp"}`. The name is the key, encoded
+//! message, shaped as [`crate::record`] says. The name is the key, encoded
 //! so that names never differ only in case (`session/names.rs`). Files are
 //! only ever appended to, a whole turn in one write under a lock
 //! (`session/lock.rs`), so a crash can at worst leave a torn last line.
@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{self, object, Json};
+use crate::record;
+
+pub use crate::conversation::{Message, Role};
 
 use names::Place;
 pub use names::{file_stem, MAX_KEY_BYTES};
@@ -31,52 +34,6 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 pub const MAX_TAIL_BYTES: usize = 64 << 20;
 /// The format version written in the metadata line.
 const FORMAT: u64 = 1;
-
-/// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-    /// RFC 3339 UTC; empty when a file written by another tool had none.
-    pub timestamp: String,
-}
-
-impl Message {
-    /// The message as one line of a session file (without the newline).
-    pub fn to_line(&self) -> String {
-        object([
-            ("role", self.role.name().into()),
-            ("content", self.content.as_str().into()),
-            ("timestamp", self.timestamp.as_str().into()),
-        ])
-        .to_text()
-    }
-
-    /// A message stamped with the current time.
-    pub fn new(role: Role, content: impl Into<String>) -> Message {
-        Message {
-            role,
-            content: content.into(),
-            timestamp: crate::time::now(),
-        }
-    }
-}
 
 /// A session as loaded from disk.
 #[derive(Debug, Default)]
@@ -241,8 +198,8 @@ impl<'h> Sessions<'h> {
         } else if file.byte_at(len - 1).map_err(io)? != b'\n' {
             out.push(b'\n'); // keep a torn last line on a line of its own
         }
-        for message in messages {
-            out.extend_from_slice(message.to_line().as_bytes());
+        for line in messages.iter().flat_map(record::to_lines) {
+            out.extend_from_slice(line.as_bytes());
             out.push(b'\n');
         }
         file.append(&out).map_err(io)?;
@@ -423,20 +380,7 @@ impl Line {
         if record.get("_type").and_then(Json::as_str) == Some("metadata") {
             return Ok(None);
         }
-        let role = match record.get("role").and_then(Json::as_str) {
-            Some("user") => Role::User,
-            Some("assistant") => Role::Assistant,
-            _ => return Err(skip("not a user or assistant message")),
-        };
-        let Some(content) = record.get("content").and_then(Json::as_str) else {
-            return Err(skip("not a user or assistant message"));
-        };
-        let timestamp = record.get("timestamp").and_then(Json::as_str).unwrap_or("");
-        Ok(Some(Message {
-            role,
-            content: content.to_owned(),
-            timestamp: timestamp.to_owned(),
-        }))
+        record::from_json(&record).map(Some).map_err(skip)
     }
 }
 
@@ -511,10 +455,10 @@ mod tests {
         assert!(!store.load("work").unwrap().exists);
 
         let turn1 = [
-            Message::new(Role::User, "hi"),
-            Message::new(Role::Assistant, "hello"),
+            Message::text(Role::User, "hi"),
+            Message::text(Role::Assistant, "hello"),
         ];
-        let turn2 = [Message::new(Role::User, "line\nbreak \"quoted\"")];
+        let turn2 = [Message::text(Role::User, "line\nbreak \"quoted\"")];
         store.append("work", &turn1).unwrap();
         store.append("work", &turn2).unwrap();
 
@@ -546,8 +490,8 @@ mod tests {
             .append(
                 "s",
                 &[
-                    Message::new(Role::User, "one"),
-                    Message::new(Role::Assistant, "two"),
+                    Message::text(Role::User, "one"),
+                    Message::text(Role::Assistant, "two"),
                 ],
             )
             .unwrap();
@@ -563,14 +507,10 @@ mod tests {
 
         // The next turn goes on a fresh line; the torn line stays as it was.
         store
-            .append("s", &[Message::new(Role::User, "four")])
+            .append("s", &[Message::text(Role::User, "four")])
             .unwrap();
         let session = store.load("s").unwrap();
-        let contents: Vec<_> = session
-            .messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect();
+        let contents: Vec<_> = session.messages.iter().map(|m| m.joined_text()).collect();
         assert_eq!(contents, ["one", "two", "four"]);
         assert_eq!(session.skipped[0].reason, "not valid JSON");
         let text = fs::read_to_string(&path).unwrap();
@@ -597,7 +537,7 @@ mod tests {
                 },
                 Skipped {
                     line: 4,
-                    reason: "not a user or assistant message".into()
+                    reason: "a tool result without its tool_call_id".into()
                 },
             ]
         );
@@ -609,7 +549,7 @@ mod tests {
         let store = Sessions::new(&home);
         for i in 0..100 {
             store
-                .append("long", &[Message::new(Role::User, i.to_string())])
+                .append("long", &[Message::text(Role::User, i.to_string())])
                 .unwrap();
         }
         // A garbled line far back is never even parsed for a turn...
@@ -618,7 +558,7 @@ mod tests {
         text.insert_str(text.find('\n').unwrap() + 1, "garbage\n");
         fs::write(&path, text).unwrap();
         let recent = store.load_recent("long", 4).unwrap();
-        let tail: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        let tail: Vec<_> = recent.messages.iter().map(|m| m.joined_text()).collect();
         assert_eq!(&tail[tail.len() - 4..], ["96", "97", "98", "99"]);
         assert!(tail.len() <= 12 && recent.skipped.is_empty());
         // ...but a full load names it, by its line number.
@@ -643,7 +583,7 @@ mod tests {
         let store = Sessions::new(&home);
         for i in 0..50 {
             store
-                .append("t", &[Message::new(Role::User, i.to_string())])
+                .append("t", &[Message::text(Role::User, i.to_string())])
                 .unwrap();
         }
         let path = dir.path().join("sessions/t.jsonl");
@@ -664,7 +604,7 @@ mod tests {
                 (54, "truncated: the write of this line did not finish")
             ]
         );
-        let contents: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        let contents: Vec<_> = recent.messages.iter().map(|m| m.joined_text()).collect();
         assert_eq!(contents, ["48", "49", "49b"]);
     }
 
@@ -675,7 +615,7 @@ mod tests {
         let (dir, home) = home();
         let store = Sessions::new(&home);
         store
-            .append("real", &[Message::new(Role::User, "x")])
+            .append("real", &[Message::text(Role::User, "x")])
             .unwrap();
         let target = dir.path().join("archive.jsonl");
         fs::copy(dir.path().join("sessions/real.jsonl"), &target).unwrap();
@@ -717,7 +657,9 @@ mod tests {
         let (_dir, home) = home();
         let store = Sessions::new(&home);
         for bad in ["../x", "/etc/passwd", "a\\b"] {
-            assert!(store.append(bad, &[Message::new(Role::User, "x")]).is_err());
+            assert!(store
+                .append(bad, &[Message::text(Role::User, "x")])
+                .is_err());
             assert!(store.load(bad).is_err());
         }
     }
@@ -767,11 +709,11 @@ mod tests {
         let mut text = String::from("{\"_type\":\"metadata\",\"key\":\"big\"}\n");
         for i in 0..big {
             let content = format!("{i} {}", "x".repeat(size));
-            text.push_str(&Message::new(Role::User, content).to_line());
+            text.push_str(&record::to_lines(&Message::text(Role::User, content))[0]);
             text.push('\n');
         }
         for i in 0..small {
-            text.push_str(&Message::new(Role::User, format!("small {i}")).to_line());
+            text.push_str(&record::to_lines(&Message::text(Role::User, format!("small {i}")))[0]);
             text.push('\n');
         }
         fs::write(path, text).unwrap();
@@ -788,7 +730,7 @@ mod tests {
         let store = Sessions::new(&home);
         let (recent, allocated) = allocated_by(|| store.load_recent("big", 16).unwrap());
         assert_eq!(recent.messages.len(), 16);
-        assert!(recent.messages[15].content.starts_with("15 x"));
+        assert!(recent.messages[15].joined_text().starts_with("15 x"));
         // Read once, split into lines, parsed, the text copied out: a few
         // times the tail, never the square of its blocks.
         assert!(
@@ -804,9 +746,12 @@ mod tests {
         write_big_session(&path, 60, 256 << 10, 50);
         let store = Sessions::new(&home);
         let (recent, allocated) = allocated_by(|| store.load_recent("big", 50).unwrap());
-        let contents: Vec<_> = recent.messages.iter().map(|m| m.content.as_str()).collect();
+        let contents: Vec<_> = recent.messages.iter().map(|m| m.joined_text()).collect();
         assert_eq!(contents.len(), 50);
-        assert_eq!((contents[0], contents[49]), ("small 0", "small 49"));
+        assert_eq!(
+            (contents[0].as_str(), contents[49].as_str()),
+            ("small 0", "small 49")
+        );
         assert!(
             allocated < 1 << 20,
             "allocated {allocated} bytes for 50 short messages"
@@ -827,7 +772,7 @@ mod tests {
         let home = Home::at(dir.path().join("home"), HomeSource::ClawftHome);
         let store = Sessions::new(&home);
         store
-            .append("s", &[Message::new(Role::User, "my key is ...")])
+            .append("s", &[Message::text(Role::User, "my key is ...")])
             .unwrap();
         assert_eq!(mode(&dir.path().join("home")), 0o700, "home, made here");
         assert_eq!(mode(&dir.path().join("home/sessions")), 0o700);
@@ -848,7 +793,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(store.load("old").unwrap().messages.len(), 1);
         store
-            .append("old", &[Message::new(Role::User, "after")])
+            .append("old", &[Message::text(Role::User, "after")])
             .unwrap();
         assert_eq!(store.load("old").unwrap().messages.len(), 2);
         assert_eq!((mode(&sessions), mode(&path)), (0o700, 0o600));
@@ -865,7 +810,7 @@ mod tests {
         fs::write(&old, "{\"role\":\"user\",\"content\":\"from before\"}\n").unwrap();
 
         assert_eq!(
-            store.load("Work").unwrap().messages[0].content,
+            store.load("Work").unwrap().messages[0].joined_text(),
             "from before"
         );
         assert_eq!(store.load_recent("Work", 5).unwrap().messages.len(), 1);
@@ -874,10 +819,10 @@ mod tests {
             "work is another session"
         );
         store
-            .append("Work", &[Message::new(Role::Assistant, "and now")])
+            .append("Work", &[Message::text(Role::Assistant, "and now")])
             .unwrap();
         store
-            .append("work", &[Message::new(Role::User, "lower")])
+            .append("work", &[Message::text(Role::User, "lower")])
             .unwrap();
         assert_eq!(store.load("Work").unwrap().messages.len(), 2);
         assert!(!sessions.join("%57ork.jsonl").exists(), "appended in place");
@@ -897,7 +842,7 @@ mod tests {
             "{\"role\":\"user\",\"content\":\"new\"}\n",
         )
         .unwrap();
-        assert_eq!(store.load("Work").unwrap().messages[0].content, "new");
+        assert_eq!(store.load("Work").unwrap().messages[0].joined_text(), "new");
         assert_eq!(store.list().unwrap().sessions.len(), 2, "each key once");
         store.remove("Work").unwrap();
         assert!(!old.exists() && !sessions.join("%57ork.jsonl").exists());
@@ -910,13 +855,19 @@ mod tests {
         let (dir, home) = home();
         let store = Sessions::new(&home);
         store
-            .append("Work", &[Message::new(Role::User, "upper")])
+            .append("Work", &[Message::text(Role::User, "upper")])
             .unwrap();
         store
-            .append("work", &[Message::new(Role::User, "lower")])
+            .append("work", &[Message::text(Role::User, "lower")])
             .unwrap();
-        assert_eq!(store.load("Work").unwrap().messages[0].content, "upper");
-        assert_eq!(store.load("work").unwrap().messages[0].content, "lower");
+        assert_eq!(
+            store.load("Work").unwrap().messages[0].joined_text(),
+            "upper"
+        );
+        assert_eq!(
+            store.load("work").unwrap().messages[0].joined_text(),
+            "lower"
+        );
         let mut names: Vec<_> = fs::read_dir(dir.path().join("sessions"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

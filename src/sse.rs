@@ -4,7 +4,9 @@
 //! `\n`, `\r\n` or `\r` (even when split across reads), `:` starts a comment,
 //! `data` lines of one event are joined with `\n`, a blank line dispatches.
 //! A line longer than the parser's limit is an error, never an unbounded
-//! buffer.
+//! buffer. Bytes that are not UTF-8 are read as U+FFFD and counted (see
+//! [`SseParser::repaired`]): one broken character must not lose a reply
+//! that was already half shown.
 
 use std::fmt;
 
@@ -24,14 +26,12 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseError {
     LineTooLong(usize),
-    InvalidUtf8,
 }
 
 impl fmt::Display for SseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SseError::LineTooLong(max) => write!(f, "an event line is longer than {max} bytes"),
-            SseError::InvalidUtf8 => f.write_str("the event stream is not valid UTF-8"),
         }
     }
 }
@@ -46,6 +46,8 @@ pub struct SseParser {
     event: Event,
     has_data: bool,
     max_line: usize,
+    /// Invalid UTF-8 sequences read as U+FFFD so far.
+    repaired: usize,
 }
 
 impl Default for SseParser {
@@ -62,7 +64,13 @@ impl SseParser {
             event: Event::default(),
             has_data: false,
             max_line,
+            repaired: 0,
         }
+    }
+
+    /// How many invalid UTF-8 sequences were read as U+FFFD.
+    pub fn repaired(&self) -> usize {
+        self.repaired
     }
 
     /// Feeds bytes; complete events are appended to `out`.
@@ -125,7 +133,22 @@ impl SseParser {
             self.has_data = false;
             return Ok(());
         }
-        let line = std::str::from_utf8(line).map_err(|_| SseError::InvalidUtf8)?;
+        let decoded;
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => line,
+            Err(_) => {
+                let mut text = String::with_capacity(line.len() + 8);
+                for chunk in line.utf8_chunks() {
+                    text.push_str(chunk.valid());
+                    if !chunk.invalid().is_empty() {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        self.repaired += 1;
+                    }
+                }
+                decoded = text;
+                &decoded
+            }
+        };
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line, ""),
@@ -231,9 +254,17 @@ mod tests {
             .push(b"data: 0123456789\ndata: 0123456789\n", &mut out)
             .unwrap_err();
         assert_eq!(err, SseError::LineTooLong(16));
+    }
 
+    #[test]
+    fn invalid_utf8_is_read_as_replacement_characters_and_counted() {
         let mut parser = SseParser::default();
-        let err = parser.push(b"data: \xff\xfe\n\n", &mut out).unwrap_err();
-        assert_eq!(err, SseError::InvalidUtf8);
+        let mut out = Vec::new();
+        parser
+            .push(b"data: a\xff\xfeb\xe4\n\ndata: ok\n\n", &mut out)
+            .unwrap();
+        assert_eq!(out[0].data, "a\u{fffd}\u{fffd}b\u{fffd}");
+        assert_eq!(out[1].data, "ok");
+        assert_eq!(parser.repaired(), 3);
     }
 }

@@ -142,6 +142,11 @@ mod faults {
     }
 
     #[test]
+    fn broken_characters_are_repaired() {
+        check(f::broken_characters_are_repaired(&weft(), &Server::start()));
+    }
+
+    #[test]
     fn endless_stream_is_bounded() {
         check(f::endless_stream_is_bounded(&weft(), &Server::start()));
     }
@@ -160,4 +165,64 @@ mod faults {
 #[test]
 fn interactive_turns_on_a_terminal() {
     check(s::interactive_turns(&weft(), &Server::start()));
+}
+
+/// The tool loop: every scenario, both protocols, streamed and whole.
+mod tools {
+    use super::{check, weft};
+    use clawft_harness::tools::{self as t, Protocol};
+    use clawft_harness::Server;
+
+    fn each(scenario: fn(&clawft_harness::Weft, &Server, Protocol, bool) -> t::Outcome) {
+        let server = Server::start();
+        for protocol in Protocol::BOTH {
+            for stream in [true, false] {
+                check(scenario(&weft(), &server, protocol, stream));
+            }
+        }
+    }
+
+    #[test]
+    fn read_then_write() {
+        each(t::read_then_write);
+    }
+
+    #[test]
+    fn parallel_calls() {
+        each(t::parallel_calls);
+    }
+
+    #[test]
+    fn bad_calls() {
+        each(t::bad_calls);
+    }
+
+    #[test]
+    fn limits() {
+        each(t::limits);
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        for protocol in Protocol::BOTH {
+            check(t::escapes_are_refused(&weft(), &Server::start(), protocol));
+        }
+    }
+
+    #[test]
+    fn no_tools() {
+        for protocol in Protocol::BOTH {
+            check(t::no_tools(&weft(), &Server::start(), protocol));
+        }
+    }
+
+    #[test]
+    fn web_fetch() {
+        check(t::web_fetch(&weft(), &Server::start(), Protocol::OpenAi));
+    }
+
+    #[test]
+    fn exec() {
+        check(t::exec(&weft(), &Server::start()));
+    }
 }

@@ -165,6 +165,14 @@ mod faults {
     }
 
     #[test]
+    fn wasip2_broken_characters_are_repaired() {
+        check(f::broken_characters_are_repaired(
+            &Weft::wasip2(),
+            &Server::start(),
+        ));
+    }
+
+    #[test]
     fn wasip2_endless_stream_is_bounded() {
         check(f::endless_stream_is_bounded(
             &Weft::wasip2(),
@@ -205,4 +213,70 @@ fn wasip1_imports_nothing_from_wasi_http_and_the_component_does() {
     );
     assert!(mentions(&p1, "wasi_snapshot_preview1"));
     assert!(mentions(&p2, "wasi:http/outgoing-handler"));
+}
+
+/// The tool loop in the component: the same scenarios as natively, the
+/// workspace a preopen of its own.
+mod tools {
+    use super::check;
+    use clawft_harness::tools::{self as t, Protocol};
+    use clawft_harness::{Server, Weft};
+
+    fn each(scenario: fn(&Weft, &Server, Protocol, bool) -> t::Outcome) {
+        let server = Server::start();
+        for protocol in Protocol::BOTH {
+            for stream in [true, false] {
+                check(scenario(&Weft::wasip2(), &server, protocol, stream));
+            }
+        }
+    }
+
+    #[test]
+    fn wasip2_read_then_write() {
+        each(t::read_then_write);
+    }
+
+    #[test]
+    fn wasip2_parallel_calls() {
+        each(t::parallel_calls);
+    }
+
+    #[test]
+    fn wasip2_bad_calls() {
+        each(t::bad_calls);
+    }
+
+    #[test]
+    fn wasip2_limits() {
+        each(t::limits);
+    }
+
+    #[test]
+    fn wasip2_escapes_are_refused_by_the_resolver_and_the_host() {
+        for protocol in Protocol::BOTH {
+            check(t::escapes_are_refused(
+                &Weft::wasip2(),
+                &Server::start(),
+                protocol,
+            ));
+        }
+    }
+
+    #[test]
+    fn wasip2_no_tools() {
+        check(t::no_tools(
+            &Weft::wasip2(),
+            &Server::start(),
+            Protocol::Anthropic,
+        ));
+    }
+
+    #[test]
+    fn wasip2_web_fetch_through_wasi_http() {
+        check(t::web_fetch(
+            &Weft::wasip2(),
+            &Server::start(),
+            Protocol::OpenAi,
+        ));
+    }
 }

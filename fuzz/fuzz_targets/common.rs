@@ -49,6 +49,6 @@ pub fn read_streamed(model: &str, data: &[u8]) {
         Ok(())
     });
     if let Ok(reply) = result {
-        assert_eq!(reply, shown);
+        assert_eq!(reply.text, shown);
     }
 }

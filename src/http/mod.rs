@@ -1,4 +1,5 @@
-//! Outgoing HTTP: one request type, one response type, one backend per target.
+//! HTTP: the types every part of clawft speaks, and the outgoing
+//! [`client`], with one backend per target:
 //!
 //! | target                     | backend                                          |
 //! |----------------------------|--------------------------------------------------|
@@ -6,48 +7,55 @@
 //! | `wasm32-wasip1`            | none: every call is [`HttpError::Unavailable`]   |
 //! | native (Linux, static musl)| `ureq` (blocking, rustls, bundled roots)         |
 //!
-//! This file is the only place that chooses; the rest of clawft sees
-//! [`post`], [`Request`], [`Response`] and [`HttpError`] only.
+//! [`client`] is the only place that chooses; the rest of clawft sees
+//! [`send`], [`Request`], [`Response`] and [`HttpError`] only.
 
 use std::fmt;
 use std::time::Duration;
 
-#[cfg(all(target_os = "wasi", target_env = "p2"))]
-#[path = "wasip2.rs"]
-mod backend;
+pub mod client;
 
-#[cfg(all(target_os = "wasi", not(target_env = "p2")))]
-#[path = "unavailable.rs"]
-mod backend;
-
-#[cfg(not(target_os = "wasi"))]
-#[path = "native.rs"]
-mod backend;
-
-/// Whether this build can make HTTP requests at all.
-pub const AVAILABLE: bool = backend::AVAILABLE;
+pub use client::{send, AVAILABLE};
 
 /// What clawft calls itself in the `user-agent` header.
 pub const USER_AGENT: &str = concat!("clawft/", env!("CARGO_PKG_VERSION"));
 
-/// Sends a POST request and returns as soon as the response headers arrive;
-/// the body is read from [`Response::body`] as it comes.
-pub fn post(request: &Request) -> Result<Response, HttpError> {
-    let url = Url::parse(&request.url)?;
-    backend::post(request, &url)
+/// The request methods clawft sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
 }
 
-/// A POST request with a complete body.
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// How long each phase of an exchange may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Finding and connecting to the server (TLS handshake included).
+    pub connect: Duration,
+    /// Waiting for the first byte of the response, and then for each further
+    /// byte: a model may think for minutes before it answers, and a stream is
+    /// never cut off while it keeps flowing.
+    pub response: Duration,
+}
+
+/// A request with a complete body.
 #[derive(Clone)]
 pub struct Request {
+    pub method: Method,
     pub url: String,
     /// Header names and values; secrets live here, so this type never prints them.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Applies to connecting, to the first byte of the response, and to every
-    /// pause between bytes of the body (so a long stream is never cut off
-    /// while it keeps flowing).
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
 }
 
 impl fmt::Debug for Request {
@@ -55,10 +63,11 @@ impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("Request")
+            .field("method", &self.method)
             .field("url", &self.url)
             .field("headers", &names)
             .field("body_bytes", &self.body.len())
-            .field("timeout", &self.timeout)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -144,9 +153,8 @@ pub enum HttpError {
     /// There is no HTTP here (a host without `wasi:http`), or the server
     /// could not be reached at all: connection refused, DNS failure, no route.
     Unavailable(String),
-    /// Connecting, waiting for the response, or waiting between bytes took
-    /// longer than the configured timeout. The text names the phase.
-    Timeout(String),
+    /// A phase of the exchange took longer than its limit.
+    Timeout { phase: Phase, limit: Duration },
     /// The TLS handshake failed, usually an untrusted certificate.
     Tls(String),
     /// The URL is not an absolute `http` or `https` URL.
@@ -164,7 +172,20 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::Unavailable(why) => write!(f, "HTTP unavailable: {why}"),
-            HttpError::Timeout(phase) => write!(f, "Request timed out {phase}"),
+            HttpError::Timeout { phase, limit } => {
+                let secs = limit.as_secs();
+                match phase {
+                    Phase::Connect => write!(f, "Request timed out while connecting (limit {secs} s)"),
+                    Phase::Send => write!(f, "Request timed out sending the request (limit {secs} s)"),
+                    Phase::FirstByte => {
+                        write!(f, "Request timed out waiting for the response (limit {secs} s)")
+                    }
+                    Phase::BetweenBytes => write!(
+                        f,
+                        "Request timed out waiting for more of the reply (limit {secs} s between bytes)"
+                    ),
+                }
+            }
             HttpError::Tls(why) => write!(f, "TLS error: {why}"),
             HttpError::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             HttpError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
@@ -178,6 +199,27 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// Where in an exchange a timeout struck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Looking up or connecting to the server.
+    Connect,
+    /// Sending the request: the server cannot have acted on it yet.
+    Send,
+    /// The request was sent; no answer came.
+    FirstByte,
+    /// The answer started, then paused too long.
+    BetweenBytes,
+}
+
+impl Phase {
+    /// Whether the server has the whole request: from then on it may be
+    /// working on it (and billing for it), so trying again is not free.
+    pub fn request_delivered(self) -> bool {
+        matches!(self, Phase::FirstByte | Phase::BetweenBytes)
+    }
+}
+
 /// The parts of an absolute `http`/`https` URL that a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url<'a> {
@@ -189,6 +231,15 @@ pub struct Url<'a> {
 }
 
 impl<'a> Url<'a> {
+    /// The host, without the port or an IPv6 address's brackets.
+    pub fn host(&self) -> &'a str {
+        let authority = self.authority;
+        if let Some(rest) = authority.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        authority.split(':').next().unwrap_or(authority)
+    }
+
     /// Splits a URL without allocating; refuses anything that is not plain
     /// `http(s)://authority/path`, so every backend sees the same rules.
     pub fn parse(url: &'a str) -> Result<Url<'a>, HttpError> {
@@ -240,8 +291,10 @@ mod tests {
         assert_eq!(u.authority, "127.0.0.1:8080");
         assert_eq!(u.path_and_query, "/");
 
+        assert_eq!(u.host(), "127.0.0.1");
         let u = Url::parse("http://[::1]:11434/v1/x?a=b#frag").unwrap();
         assert_eq!(u.authority, "[::1]:11434");
+        assert_eq!(u.host(), "::1");
         assert_eq!(u.path_and_query, "/v1/x?a=b");
     }
 

@@ -2,109 +2,376 @@
 //!
 //! `POST {api_base}/messages` with `x-api-key` and `anthropic-version:
 //! 2023-06-01`; `max_tokens` is required and the system prompt is a top-level
-//! field. A streamed reply is SSE with named events: text arrives in
-//! `content_block_delta` (`text_delta`), the end is `message_stop`, and
-//! `error` reports a failure mid-stream (for example `overloaded_error`).
+//! field. Tools go in `tools` with an `input_schema`; the model's calls are
+//! `tool_use` content blocks (text blocks first), and their results go back
+//! as `tool_result` blocks, all of them first in the very next user message,
+//! `is_error` set for failures. A streamed reply is SSE with named events:
+//! `content_block_start` opens a text or tool_use block, `content_block_delta`
+//! carries `text_delta` or a piece of the tool input (`input_json_delta`,
+//! buffered per block and read at `content_block_stop`, where empty means
+//! `{}`), `message_delta` the stop reason, `message_stop` the end, and
+//! `error` a failure mid-stream (for example `overloaded_error`).
 
-use super::{Failure, StreamItem};
-use crate::config::{Secret, Settings};
+use super::stream::Pieces;
+use super::{arguments_object, Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
+use crate::config::Settings;
+use crate::conversation::{Message, Role, ToolCall};
 use crate::json::{self, object, Json, Member};
-use crate::session::Message;
+use crate::secrets::Secret;
 use crate::sse::Event;
 
 pub const API_VERSION: &str = "2023-06-01";
 
-pub fn auth_headers(key: Option<&Secret>) -> Vec<(String, String)> {
-    let mut headers = vec![("anthropic-version".to_owned(), API_VERSION.to_owned())];
-    if let Some(key) = key {
-        headers.push(("x-api-key".to_owned(), key.expose().to_owned()));
+/// The Anthropic messages protocol.
+pub struct Anthropic;
+
+impl Wire for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
     }
-    headers
+
+    fn path(&self) -> &'static str {
+        "/messages"
+    }
+
+    fn auth_headers(&self, key: Option<&Secret>) -> Vec<(String, String)> {
+        let mut headers = vec![("anthropic-version".to_owned(), API_VERSION.to_owned())];
+        if let Some(key) = key {
+            headers.push(("x-api-key".to_owned(), key.expose().to_owned()));
+        }
+        headers
+    }
+
+    fn body(&self, settings: &Settings, ask: &Ask<'_>) -> Json {
+        let mut messages: Vec<Json> = Vec::with_capacity(ask.history.len());
+        let mut results: Vec<Json> = Vec::new();
+        for message in ask.history.iter().filter(|m| m.is_sendable()) {
+            if message.role == Role::Tool {
+                // Every result of one round goes in the one user message after the calls.
+                results.extend(message.results().map(|r| {
+                    let mut block = vec![
+                        Member::new("type", "tool_result"),
+                        Member::new("tool_use_id", block_id(&r.call_id)),
+                        Member::new("content", r.content.as_str()),
+                    ];
+                    if r.is_error {
+                        block.push(Member::new("is_error", true));
+                    }
+                    Json::Object(block)
+                }));
+                continue;
+            }
+            if !results.is_empty() {
+                messages.push(user_results(std::mem::take(&mut results)));
+            }
+            messages.push(encode(message));
+        }
+        if !results.is_empty() {
+            messages.push(user_results(results));
+        }
+        let mut body = vec![
+            Member::new("model", settings.model.as_str()),
+            Member::new("max_tokens", u64::from(settings.max_tokens)),
+        ];
+        if let Some(system) = &settings.system_prompt {
+            body.push(Member::new("system", system.as_str()));
+        }
+        body.push(Member::new("messages", messages));
+        body.push(Member::new("stream", ask.stream));
+        if let Some(t) = &settings.temperature {
+            body.push(Member::new("temperature", t));
+        }
+        if !ask.tools.is_empty() {
+            let tools = ask
+                .tools
+                .iter()
+                .map(|t| {
+                    object([
+                        ("name", t.name.into()),
+                        ("description", t.description.into()),
+                        ("input_schema", t.parameters.clone()),
+                    ])
+                })
+                .collect::<Vec<_>>();
+            body.push(Member::new("tools", tools));
+            if !ask.may_call {
+                body.push(Member::new(
+                    "tool_choice",
+                    object([("type", "none".into())]),
+                ));
+            }
+        }
+        Json::Object(body)
+    }
+
+    /// A complete reply: its text blocks joined, its tool_use blocks as calls.
+    fn complete(&self, body: &[u8]) -> Result<Reply, String> {
+        let reply = json::parse(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        let blocks = reply
+            .get("content")
+            .and_then(Json::as_array)
+            .ok_or("the reply has no content")?;
+        let mut out = Reply::default();
+        let mut has_text = false;
+        for block in blocks {
+            match block.get("type").and_then(Json::as_str) {
+                Some("text") => {
+                    if let Some(text) = block.get("text").and_then(Json::as_str) {
+                        out.text.push_str(text);
+                        has_text = true;
+                    }
+                }
+                Some("tool_use") => {
+                    let field = |name| block.get(name).and_then(Json::as_str);
+                    let (Some(id), Some(name)) = (field("id"), field("name")) else {
+                        return Err("a tool_use block without an id or name".into());
+                    };
+                    out.calls.push(ToolCall {
+                        id: id.to_owned(),
+                        name: name.to_owned(),
+                        arguments: block
+                            .get("input")
+                            .map_or_else(|| "{}".into(), Json::to_text),
+                    });
+                }
+                _ => {} // thinking and other blocks are not shown
+            }
+        }
+        if !has_text && out.calls.is_empty() {
+            return Err("the reply has no text block".into());
+        }
+        out.stop = reply
+            .get("stop_reason")
+            .and_then(Json::as_str)
+            .map(Stop::from_name)
+            .unwrap_or_default();
+        Ok(out)
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::<Stream>::default()
+    }
 }
 
-/// The request body: `max_tokens` is required, the system prompt top-level.
-pub fn body(settings: &Settings, history: &[Message], stream: bool) -> Json {
-    let messages: Vec<Json> = history
-        .iter()
-        .filter(|m| super::sendable(m))
-        .map(|m| {
-            object([
-                ("role", m.role.name().into()),
-                ("content", m.content.as_str().into()),
-            ])
+/// A user or assistant message: plain text, or content blocks when it
+/// carries tool calls (text first).
+fn encode(message: &Message) -> Json {
+    let text = message.joined_text();
+    let content = if message.calls().next().is_none() {
+        Json::from(text)
+    } else {
+        let mut blocks = Vec::new();
+        if !text.trim().is_empty() {
+            blocks.push(object([("type", "text".into()), ("text", text.into())]));
+        }
+        for call in message.calls() {
+            // Arguments that were not a JSON object were answered with an
+            // error already; the block still needs an object.
+            let input = arguments_object(&call.arguments).unwrap_or(Json::Object(Vec::new()));
+            blocks.push(object([
+                ("type", "tool_use".into()),
+                ("id", block_id(&call.id).into()),
+                ("name", call.name.as_str().into()),
+                ("input", input),
+            ]));
+        }
+        Json::Array(blocks)
+    };
+    object([("role", message.role.name().into()), ("content", content)])
+}
+
+fn user_results(blocks: Vec<Json>) -> Json {
+    object([("role", "user".into()), ("content", Json::Array(blocks))])
+}
+
+/// A call id as Anthropic accepts it (letters, digits, `_` and `-`): ids
+/// from another provider, in a session that switched, may hold others.
+fn block_id(id: &str) -> String {
+    let clean: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
         })
         .collect();
-    let mut body = vec![
-        Member::new("model", settings.model.as_str()),
-        Member::new("max_tokens", u64::from(settings.max_tokens)),
-    ];
-    if let Some(system) = &settings.system_prompt {
-        body.push(Member::new("system", system.as_str()));
+    if clean.is_empty() {
+        "call".to_owned()
+    } else {
+        clean
     }
-    body.push(Member::new("messages", messages));
-    body.push(Member::new("stream", stream));
-    if let Some(t) = &settings.temperature {
-        body.push(Member::new("temperature", t));
-    }
-    Json::Object(body)
 }
 
-/// The text of a complete (non-streamed) reply: its text blocks, joined.
-pub fn complete_text(body: &[u8]) -> Result<String, String> {
-    let reply = json::parse(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let blocks = reply
-        .get("content")
-        .and_then(Json::as_array)
-        .ok_or("the reply has no content")?;
-    let texts: Vec<&str> = blocks
-        .iter()
-        .filter(|b| b.get("type").and_then(Json::as_str) == Some("text"))
-        .filter_map(|b| b.get("text").and_then(Json::as_str))
-        .collect();
-    if texts.is_empty() {
-        return Err("the reply has no text block".into());
-    }
-    Ok(texts.concat())
+/// A streamed reply being read: its text, and its blocks by index.
+#[derive(Default)]
+struct Stream {
+    text: Pieces,
+    blocks: Vec<(u64, Block)>,
+    calls: Vec<ToolCall>,
+    stop: Option<Stop>,
+    repaired: usize,
 }
 
-/// Interprets one SSE event.
-pub fn stream_item(event: &Event) -> Result<StreamItem, String> {
-    // The `type` inside the data is authoritative; the event name repeats it.
-    let data = json::parse(event.data.as_bytes())
-        .map_err(|e| format!("invalid JSON in '{}' event: {e}", event.name))?;
-    fn kind(v: Option<&Json>) -> Option<&str> {
-        v?.get("type")?.as_str()
+enum Block {
+    Text,
+    /// A tool call whose input JSON arrives in pieces.
+    ToolUse {
+        id: String,
+        name: String,
+        input: Pieces,
+    },
+    /// Thinking and other blocks: nothing to show.
+    Other,
+}
+
+impl Stream {
+    fn block(&mut self, index: Option<u64>) -> Result<&mut Block, String> {
+        let index = index.ok_or("a content block event without an index")?;
+        self.blocks
+            .iter_mut()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| b)
+            .ok_or_else(|| format!("content block {index} was never started"))
     }
-    fn text(v: Option<&Json>) -> StreamItem {
-        match v.and_then(|v| v.get("text")).and_then(Json::as_str) {
-            Some(t) if !t.is_empty() => StreamItem::Text {
-                text: t.to_owned(),
-                last: false,
-            },
-            _ => StreamItem::Nothing,
+
+    /// A tool_use block is complete: its input is read now.
+    fn close(&mut self, index: Option<u64>) -> Result<(), String> {
+        let block = self.block(index)?;
+        if let Block::ToolUse { id, name, input } = std::mem::replace(block, Block::Other) {
+            let mut input = input;
+            input.finish();
+            let (text, repaired) = input.into_parts();
+            self.repaired += repaired;
+            self.calls.push(ToolCall {
+                id,
+                name,
+                arguments: if text.trim().is_empty() {
+                    "{}".into()
+                } else {
+                    text
+                },
+            });
         }
+        Ok(())
     }
-    Ok(match kind(Some(&data)) {
-        Some("content_block_delta") => match kind(data.get("delta")) {
-            Some("text_delta") => text(data.get("delta")),
-            _ => StreamItem::Nothing, // thinking or tool-input deltas are not shown
-        },
-        Some("content_block_start") => match kind(data.get("content_block")) {
-            Some("text") => text(data.get("content_block")),
-            _ => StreamItem::Nothing,
-        },
-        Some("message_stop") => StreamItem::Finished,
-        Some("error") => StreamItem::Failed(Failure::from_body(event.data.as_bytes())),
-        Some(_) => StreamItem::Nothing, // message_start, message_delta, ping, block stops
-        None => return Err(format!("a '{}' event without a type", event.name)),
-    })
+}
+
+impl Decoder for Stream {
+    fn event(&mut self, event: &Event) -> Result<Step, Fault> {
+        // The `type` inside the data is authoritative; the event name repeats it.
+        let data = json::parse_piece(event.data.as_bytes())
+            .map_err(|e| format!("invalid JSON in '{}' event: {e}", event.name))?;
+        fn kind(v: Option<&Json>) -> Option<&str> {
+            v?.get("type")?.as_str()
+        }
+        let index = data.get("index").and_then(Json::as_u64);
+        let mut step = Step::default();
+        match kind(Some(&data)) {
+            Some("content_block_start") => {
+                let block = data.get("content_block");
+                let opened = match kind(block) {
+                    Some("text") => {
+                        if let Some(t) = block.and_then(|b| b.get("text")).and_then(Json::as_str) {
+                            step.text = self.text.push(t);
+                        }
+                        Block::Text
+                    }
+                    Some("tool_use") => {
+                        let field = |name| block.and_then(|b| b.get(name)).and_then(Json::as_str);
+                        let (Some(id), Some(name)) = (field("id"), field("name")) else {
+                            return Err("a tool_use block without an id or name".to_owned().into());
+                        };
+                        Block::ToolUse {
+                            id: id.to_owned(),
+                            name: name.to_owned(),
+                            input: Pieces::default(),
+                        }
+                    }
+                    _ => Block::Other,
+                };
+                let index = index.ok_or("content_block_start without an index".to_owned())?;
+                self.blocks.push((index, opened));
+            }
+            Some("content_block_delta") => {
+                let delta = data.get("delta");
+                match kind(delta) {
+                    Some("text_delta") => {
+                        let t = delta.and_then(|d| d.get("text")).and_then(Json::as_str);
+                        step.text = self.text.push(t.unwrap_or_default());
+                    }
+                    Some("input_json_delta") => {
+                        let piece = delta
+                            .and_then(|d| d.get("partial_json"))
+                            .and_then(Json::as_str)
+                            .unwrap_or_default();
+                        if let Block::ToolUse { input, .. } = self.block(index)? {
+                            input.push(piece);
+                        }
+                    }
+                    _ => {} // thinking and signature deltas are not shown
+                }
+            }
+            Some("content_block_stop") => {
+                step.text = self.text.finish();
+                self.close(index)?;
+            }
+            Some("message_delta") => {
+                if let Some(reason) = data
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Json::as_str)
+                {
+                    self.stop = Some(Stop::from_name(reason));
+                }
+            }
+            Some("message_stop") => {
+                step.text = self.text.finish();
+                step.done = true;
+            }
+            Some("error") => {
+                return Err(Fault::Failed(Failure::from_body(event.data.as_bytes())));
+            }
+            Some(_) => {} // message_start, ping
+            None => return Err(format!("a '{}' event without a type", event.name).into()),
+        }
+        Ok(step)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Reply, String> {
+        self.text.finish();
+        // A tool_use block the stream never closed is read as it stands.
+        let open: Vec<u64> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| matches!(b, Block::ToolUse { .. }))
+            .map(|(i, _)| *i)
+            .collect();
+        for index in open {
+            self.close(Some(index))?;
+        }
+        let (text, repaired) = std::mem::take(&mut self.text).into_parts();
+        let stop = match self.stop.take() {
+            Some(stop) => stop,
+            None if self.calls.is_empty() => Stop::Done,
+            None => Stop::ToolUse,
+        };
+        Ok(Reply {
+            text,
+            calls: std::mem::take(&mut self.calls),
+            stop,
+            repaired: repaired + self.repaired,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::session::Role;
+    use crate::conversation::{Part, ToolResult};
+    use crate::provider::ToolSpec;
 
     fn event(name: &str, data: &str) -> Event {
         Event {
@@ -113,17 +380,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_system_prompt_is_top_level_and_max_tokens_is_always_sent() {
-        let s = Config::parse(r#"{"agents":{"defaults":{"systemPrompt":"Be brief."}}}"#)
+    fn settings() -> Settings {
+        Config::parse(r#"{"agents":{"defaults":{"systemPrompt":"Be brief."}}}"#)
             .unwrap()
             .settings(Some("anthropic/claude-sonnet-4-5"), |_| Some("k".into()))
-            .unwrap();
-        let history = [Message::new(Role::User, "hi")];
-        let json = serde_json::from_str::<serde_json::Value>(&body(&s, &history, false).to_text())
-            .unwrap();
+            .unwrap()
+    }
+
+    fn body_json(history: &[Message], tools: &[ToolSpec], may_call: bool) -> serde_json::Value {
+        let ask = Ask {
+            history,
+            tools,
+            may_call,
+            stream: false,
+        };
+        serde_json::from_str(&Anthropic.body(&settings(), &ask).to_text()).unwrap()
+    }
+
+    /// Feeds named events; returns the text shown and the reply.
+    fn decode(events: &[(&str, &str)]) -> (String, Result<Reply, String>) {
+        let mut decoder = Anthropic.decoder();
+        let mut shown = String::new();
+        for (name, data) in events {
+            match decoder.event(&event(name, data)) {
+                Ok(step) => shown.push_str(&step.text),
+                Err(fault) => return (shown, Err(format!("{fault:?}"))),
+            }
+        }
+        (shown, decoder.finish())
+    }
+
+    #[test]
+    fn the_system_prompt_is_top_level_and_max_tokens_is_always_sent() {
+        let history = [Message::text(Role::User, "hi")];
         assert_eq!(
-            json,
+            body_json(&history, &[], true),
             serde_json::json!({
                 "model": "claude-sonnet-4-5",
                 "max_tokens": 4096,
@@ -132,85 +423,201 @@ mod tests {
                 "stream": false
             })
         );
-        let headers = auth_headers(Some(&Secret::new("k")));
+        let headers = Anthropic.auth_headers(Some(&Secret::new("k")));
         assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
         assert!(headers.contains(&("x-api-key".into(), "k".into())));
     }
 
     #[test]
-    fn complete_replies_join_their_text_blocks() {
-        let ok = br#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hel"},{"type":"tool_use","id":"t","name":"x","input":{}},{"type":"text","text":"lo"}],"stop_reason":"end_turn"}"#;
-        assert_eq!(complete_text(ok).unwrap(), "Hello");
-        assert!(complete_text(br#"{"content":[]}"#).is_err());
+    fn tool_use_and_tool_result_blocks_take_the_documented_shapes() {
+        let tools = [ToolSpec {
+            name: "read_file",
+            description: "Reads a file.",
+            parameters: json::parse(br#"{"type":"object","properties":{}}"#).unwrap(),
+        }];
+        let call = |id: &str, args: &str| {
+            Part::Call(ToolCall {
+                id: id.into(),
+                name: "read_file".into(),
+                arguments: args.into(),
+            })
+        };
+        let result = |id: &str, is_error| {
+            Message::new(
+                Role::Tool,
+                vec![Part::Result(ToolResult {
+                    call_id: id.into(),
+                    name: "read_file".into(),
+                    content: format!("out {id}"),
+                    is_error,
+                })],
+            )
+        };
+        let history = [
+            Message::text(Role::User, "go"),
+            Message::new(
+                Role::Assistant,
+                vec![
+                    Part::Text("Reading.".into()),
+                    call("toolu_1", r#"{"path":"a"}"#),
+                    // From an OpenAI-compatible server: an id Anthropic refuses, bad JSON.
+                    call("call:2", r#"{"path":"#),
+                ],
+            ),
+            result("toolu_1", false),
+            result("call:2", true),
+            Message::text(Role::Assistant, "Done."),
+        ];
+        let json = body_json(&history, &tools, false);
+        assert_eq!(
+            json["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Reading."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a"}},
+                    {"type": "tool_use", "id": "call_2", "name": "read_file", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "out toolu_1"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": "out call:2", "is_error": true}
+                ]},
+                {"role": "assistant", "content": "Done."}
+            ])
+        );
+        assert_eq!(
+            json["tools"],
+            serde_json::json!([{"name": "read_file", "description": "Reads a file.",
+                "input_schema": {"type": "object", "properties": {}}}])
+        );
+        assert_eq!(json["tool_choice"], serde_json::json!({"type": "none"}));
     }
 
     #[test]
-    fn stream_events_map_to_items() {
-        let cases = [
+    fn complete_replies_join_text_and_read_tool_use() {
+        let ok = br#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hel"},{"type":"tool_use","id":"t","name":"x","input":{"a":1}},{"type":"text","text":"lo"}],"stop_reason":"tool_use"}"#;
+        let reply = Anthropic.complete(ok).unwrap();
+        assert_eq!(reply.text, "Hello");
+        assert_eq!(reply.stop, Stop::ToolUse);
+        assert_eq!(
+            reply.calls,
+            [ToolCall {
+                id: "t".into(),
+                name: "x".into(),
+                arguments: r#"{"a":1}"#.into()
+            }]
+        );
+        assert!(Anthropic.complete(br#"{"content":[]}"#).is_err());
+    }
+
+    #[test]
+    fn a_streamed_reply_with_text_then_tool_use_is_assembled() {
+        let (shown, reply) = decode(&[
             (
-                event(
-                    "message_start",
-                    r#"{"type":"message_start","message":{"id":"m","content":[]}}"#,
-                ),
-                StreamItem::Nothing,
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"m","content":[]}}"#,
             ),
             (
-                event(
-                    "content_block_start",
-                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-                ),
-                StreamItem::Nothing,
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
             ),
-            (event("ping", r#"{"type": "ping"}"#), StreamItem::Nothing),
+            ("ping", r#"{"type": "ping"}"#),
             (
-                event(
-                    "content_block_delta",
-                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
-                ),
-                StreamItem::Text {
-                    text: "Hi".into(),
-                    last: false,
-                },
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let me "}}"#,
             ),
             (
-                event(
-                    "content_block_delta",
-                    r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
-                ),
-                StreamItem::Nothing,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"check."}}"#,
             ),
             (
-                event(
-                    "content_block_stop",
-                    r#"{"type":"content_block_stop","index":0}"#,
-                ),
-                StreamItem::Nothing,
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
             ),
             (
-                event(
-                    "message_delta",
-                    r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
-                ),
-                StreamItem::Nothing,
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_9","name":"read_file","input":{}}}"#,
             ),
             (
-                event("message_stop", r#"{"type":"message_stop"}"#),
-                StreamItem::Finished,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
             ),
             (
-                event(
-                    "error",
-                    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                ),
-                StreamItem::Failed(Failure {
-                    message: "Overloaded".into(),
-                    kind: Some("overloaded_error".into()),
-                }),
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"path\": \"no"}}"#,
             ),
-        ];
-        for (event, expected) in cases {
-            assert_eq!(stream_item(&event).unwrap(), expected, "{}", event.name);
-        }
-        assert!(stream_item(&event("x", "nope")).is_err());
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"tes.md\"}"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_10","name":"list_dir","input":{}}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":2}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":20}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ]);
+        assert_eq!(shown, "Let me check.");
+        let reply = reply.unwrap();
+        assert_eq!(reply.stop, Stop::ToolUse);
+        let got: Vec<_> = reply
+            .calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        // Empty input means {}.
+        assert_eq!(
+            got,
+            [
+                ("toolu_9", "read_file", r#"{"path": "notes.md"}"#),
+                ("toolu_10", "list_dir", "{}")
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_errors_and_nonsense_are_reported() {
+        let (_, reply) = decode(&[(
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        )]);
+        assert!(reply.unwrap_err().contains("overloaded_error"));
+        let mut decoder = Anthropic.decoder();
+        assert!(decoder.event(&event("x", "nope")).is_err());
+        assert!(decoder.event(&event("x", "{}")).is_err());
+        let delta = r#"{"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"{"}}"#;
+        assert!(decoder.event(&event("content_block_delta", delta)).is_err());
+    }
+
+    #[test]
+    fn a_surrogate_pair_split_between_deltas_is_joined() {
+        let (shown, reply) = decode(&[
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\ud83d"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\ude00"}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ]);
+        assert_eq!(shown, "😀");
+        assert_eq!(reply.unwrap().repaired, 0);
     }
 }

@@ -1,19 +1,28 @@
-//! LLM providers: which ones clawft knows, how a chat becomes an HTTP request,
-//! and how a reply (whole or streamed) becomes text.
+//! LLM providers: which ones clawft knows ([`registry`]), how a
+//! conversation becomes an HTTP request, and how a reply, whole or
+//! streamed, becomes text and tool calls ([`Reply`]).
 //!
-//! Two wire protocols cover the field: OpenAI chat completions (OpenAI,
-//! OpenRouter, Groq, DeepSeek, Ollama, vLLM, ...) in [`openai`], and
-//! Anthropic messages in [`anthropic`]. Both speak through [`crate::http`].
+//! Two wire protocols cover the field, each one [`Wire`]: OpenAI chat
+//! completions (OpenAI, OpenRouter, Groq, DeepSeek, Ollama, vLLM, ...) in
+//! [`openai`], and Anthropic messages in [`anthropic`]. A streamed reply is
+//! read by the protocol's [`Decoder`], which keeps state across events:
+//! tool-call arguments arrive in pieces, and so may a character. Both speak
+//! through [`crate::http`].
 
 pub mod anthropic;
 pub mod openai;
+pub mod registry;
+mod stream;
 
-use crate::config::{Provider, Secret, Settings};
+pub use registry::{builtin, Builtin, BUILTINS};
+
+use crate::config::{Provider, Settings};
+use crate::conversation::{Message, Part, Role, ToolCall};
 use crate::error::Error;
-use crate::http::{self, HttpError, Response};
+use crate::http::{self, Method, Response};
 use crate::json::{self, Json};
-use crate::session::Message;
-use crate::sse::{Event, SseParser};
+use crate::secrets::Secret;
+use crate::sse::Event;
 
 /// The largest complete (non-streamed) reply body clawft will hold.
 pub const MAX_REPLY_BYTES: usize = 8 << 20;
@@ -24,7 +33,7 @@ pub const MAX_ERROR_BYTES: usize = 64 << 10;
 pub const MAX_STREAM_BYTES: usize = 64 << 20;
 
 /// The most events one streamed reply may carry: generous for `max_tokens`
-/// (a text event carries at least one token), small enough that an endless
+/// (an event carries at least one token), small enough that an endless
 /// stream ends soon.
 pub fn max_stream_events(max_tokens: u32) -> usize {
     (max_tokens as usize)
@@ -44,127 +53,144 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn name(self) -> &'static str {
-        match self {
-            Protocol::OpenAi => "openai",
-            Protocol::Anthropic => "anthropic",
-        }
+        self.wire().name()
     }
 
+    /// The protocol's request and reply formats.
+    pub fn wire(self) -> &'static dyn Wire {
+        match self {
+            Protocol::OpenAi => &openai::OpenAi,
+            Protocol::Anthropic => &anthropic::Anthropic,
+        }
+    }
+}
+
+/// One wire protocol: the request it wants, the replies it gives.
+pub trait Wire: Sync {
+    fn name(&self) -> &'static str;
     /// Where requests go, under the provider's `api_base`.
-    fn path(self) -> &'static str {
-        match self {
-            Protocol::OpenAi => "/chat/completions",
-            Protocol::Anthropic => "/messages",
-        }
-    }
+    fn path(&self) -> &'static str;
+    fn auth_headers(&self, key: Option<&Secret>) -> Vec<(String, String)>;
+    /// The request body for `ask`.
+    fn body(&self, settings: &Settings, ask: &Ask<'_>) -> Json;
+    /// Reads a complete (non-streamed) reply body.
+    fn complete(&self, body: &[u8]) -> Result<Reply, String>;
+    /// A fresh reader for one streamed reply.
+    fn decoder(&self) -> Box<dyn Decoder>;
+}
 
-    fn auth_headers(self, key: Option<&Secret>) -> Vec<(String, String)> {
-        match self {
-            Protocol::OpenAi => openai::auth_headers(key),
-            Protocol::Anthropic => anthropic::auth_headers(key),
-        }
-    }
+/// Reads one streamed reply, event by event, keeping what spans events.
+pub trait Decoder {
+    /// Takes one event; says what text it adds (to show at once) and
+    /// whether the reply is complete.
+    fn event(&mut self, event: &Event) -> Result<Step, Fault>;
+    /// The reply, once the stream is complete.
+    fn finish(self: Box<Self>) -> Result<Reply, String>;
+}
 
-    fn body(self, settings: &Settings, history: &[Message], stream: bool) -> Json {
-        match self {
-            Protocol::OpenAi => openai::body(settings, history, stream),
-            Protocol::Anthropic => anthropic::body(settings, history, stream),
-        }
-    }
+/// What one streamed event added.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Text to show now; empty for most non-text events.
+    pub text: String,
+    /// The provider said the reply is complete.
+    pub done: bool,
+}
 
-    fn complete_text(self, body: &[u8]) -> Result<String, String> {
-        match self {
-            Protocol::OpenAi => openai::complete_text(body),
-            Protocol::Anthropic => anthropic::complete_text(body),
-        }
-    }
+/// Why a streamed event ends the reply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The event is not what the protocol promises.
+    Bad(String),
+    /// The provider reported an error inside the stream.
+    Failed(Failure),
+}
 
-    fn stream_item(self, event: &Event) -> Result<StreamItem, String> {
-        match self {
-            Protocol::OpenAi => openai::stream_item(event),
-            Protocol::Anthropic => anthropic::stream_item(event),
-        }
+impl From<String> for Fault {
+    fn from(detail: String) -> Fault {
+        Fault::Bad(detail)
     }
 }
 
-/// A provider clawft knows without configuration.
-#[derive(Debug)]
-pub struct Builtin {
+/// A tool offered to the model.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
     pub name: &'static str,
-    pub api_base: &'static str,
-    /// The environment variable its key is usually kept in.
-    pub key_env: Option<&'static str>,
-    pub protocol: Protocol,
-    pub needs_key: bool,
+    pub description: &'static str,
+    /// A JSON Schema object for the arguments.
+    pub parameters: Json,
 }
 
-const fn hosted(name: &'static str, api_base: &'static str, key_env: &'static str) -> Builtin {
-    Builtin {
-        name,
-        api_base,
-        key_env: Some(key_env),
-        protocol: Protocol::OpenAi,
-        needs_key: true,
+/// What one request asks of the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The conversation so far, ending with the newest user message or
+    /// tool results; the bodies leave out what is not sendable.
+    pub history: &'a [Message],
+    /// The tools the model may know of.
+    pub tools: &'a [ToolSpec],
+    /// Whether it may call them now. Off with tools still listed when the
+    /// history holds earlier calls, which a provider reads only against
+    /// their definitions.
+    pub may_call: bool,
+    pub stream: bool,
+}
+
+/// A complete reply: its text and the tools it asks to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub calls: Vec<ToolCall>,
+    pub stop: Stop,
+    /// Characters that arrived broken (invalid UTF-8, half a surrogate
+    /// pair) and were shown as U+FFFD.
+    pub repaired: usize,
+}
+
+impl Reply {
+    /// The reply as the assistant's message: its text, then its calls.
+    pub fn message(&self) -> Message {
+        let mut parts = Vec::new();
+        if !self.text.is_empty() {
+            parts.push(Part::Text(self.text.clone()));
+        }
+        parts.extend(self.calls.iter().cloned().map(Part::Call));
+        Message::new(Role::Assistant, parts)
     }
 }
 
-pub const BUILTINS: &[Builtin] = &[
-    hosted("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    Builtin {
-        name: "anthropic",
-        api_base: "https://api.anthropic.com/v1",
-        key_env: Some("ANTHROPIC_API_KEY"),
-        protocol: Protocol::Anthropic,
-        needs_key: true,
-    },
-    hosted(
-        "openrouter",
-        "https://openrouter.ai/api/v1",
-        "OPENROUTER_API_KEY",
-    ),
-    hosted("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
-    hosted(
-        "deepseek",
-        "https://api.deepseek.com/v1",
-        "DEEPSEEK_API_KEY",
-    ),
-    hosted(
-        "gemini",
-        "https://generativelanguage.googleapis.com/v1beta/openai",
-        "GEMINI_API_KEY",
-    ),
-    hosted("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
-    hosted("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
-    hosted(
-        "together",
-        "https://api.together.xyz/v1",
-        "TOGETHER_API_KEY",
-    ),
-    Builtin {
-        name: "ollama",
-        api_base: "http://localhost:11434/v1",
-        key_env: Some("OLLAMA_API_KEY"),
-        protocol: Protocol::OpenAi,
-        needs_key: false,
-    },
-];
-
-/// The built-in provider of that name, if any.
-pub fn builtin(name: &str) -> Option<&'static Builtin> {
-    BUILTINS.iter().find(|b| b.name == name)
+/// Why the model stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Stop {
+    /// It finished its answer.
+    #[default]
+    Done,
+    /// It wants the tools it called run.
+    ToolUse,
+    /// It hit the `max_tokens` limit.
+    Length,
+    /// Another reason, as the provider named it (a content filter, ...).
+    Other(String),
 }
 
-/// Builds the HTTP request for one chat turn. `history` ends with the new
-/// user message; the bodies leave out what is not [`sendable`].
-pub fn request(
-    settings: &Settings,
-    history: &[Message],
-    stream: bool,
-) -> Result<http::Request, Error> {
+impl Stop {
+    /// Reads either protocol's name for a reason.
+    pub fn from_name(name: &str) -> Stop {
+        match name {
+            "stop" | "end_turn" | "stop_sequence" => Stop::Done,
+            "tool_calls" | "tool_use" | "function_call" => Stop::ToolUse,
+            "length" | "max_tokens" => Stop::Length,
+            other => Stop::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Builds the HTTP request for `ask`.
+pub fn request(settings: &Settings, ask: &Ask<'_>) -> Result<http::Request, Error> {
     let provider = &settings.provider;
     let key = provider.require_key()?;
-    let protocol = provider.protocol;
-    let accept = if stream {
+    let wire = provider.protocol.wire();
+    let accept = if ask.stream {
         "text/event-stream"
     } else {
         "application/json"
@@ -174,36 +200,20 @@ pub fn request(
         ("accept".to_owned(), accept.to_owned()),
         ("user-agent".to_owned(), http::USER_AGENT.to_owned()),
     ];
-    headers.extend(protocol.auth_headers(key));
+    match (provider.auth, key) {
+        (registry::Auth::ApiKeyHeader, Some(key)) => {
+            headers.push(("api-key".to_owned(), key.expose().to_owned()));
+        }
+        _ => headers.extend(wire.auth_headers(key)),
+    }
     headers.extend(provider.extra_headers.iter().cloned());
     Ok(http::Request {
-        url: format!("{}{}", provider.api_base, protocol.path()),
+        method: Method::Post,
+        url: format!("{}{}", provider.api_base, wire.path()),
         headers,
-        body: protocol
-            .body(settings, history, stream)
-            .to_text()
-            .into_bytes(),
-        timeout: provider.timeout,
+        body: wire.body(settings, ask).to_text().into_bytes(),
+        timeouts: provider.timeouts,
     })
-}
-
-/// Whether a message can go to a provider: an empty one (an old session
-/// may hold one) is refused by them, so it is left out.
-fn sendable(message: &Message) -> bool {
-    !message.content.trim().is_empty()
-}
-
-/// What one event of a streamed reply says.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StreamItem {
-    /// Text to show; `last` when the same event also ends the reply.
-    Text { text: String, last: bool },
-    /// The provider said the reply is complete.
-    Finished,
-    /// An event that carries nothing for the user (role headers, pings, usage).
-    Nothing,
-    /// The provider reported an error inside the stream.
-    Failed(Failure),
 }
 
 /// An error a provider reported inside a stream.
@@ -230,14 +240,14 @@ impl Failure {
 }
 
 /// Reads a reply. Text is handed to `on_text` as it arrives (once, whole,
-/// when not streaming); the complete text is returned. An empty reply is an
+/// when not streaming). A reply with neither text nor tool calls is an
 /// error, never saved.
 pub fn read_reply(
     settings: &Settings,
     mut response: Response,
     stream: bool,
     on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
-) -> Result<String, Error> {
+) -> Result<Reply, Error> {
     let provider = &settings.provider;
     if !(200..300).contains(&response.status) {
         return Err(status_error(provider, response));
@@ -245,133 +255,25 @@ pub fn read_reply(
     let is_sse = response
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/event-stream"));
-    let text = if stream && is_sse {
-        Stream::new(settings, on_text).read(response)?
+    let reply = if stream && is_sse {
+        stream::read(settings, response, on_text)?
     } else {
         // Also the path for a server that ignores `"stream": true`.
         let body = response.read_to_end(MAX_REPLY_BYTES).map_err(Error::Http)?;
-        let text = provider
+        let reply = provider
             .protocol
-            .complete_text(&body)
+            .wire()
+            .complete(&body)
             .map_err(|detail| bad_reply(provider, &detail))?;
-        if !text.trim().is_empty() {
-            on_text(&text)?;
+        if !reply.text.trim().is_empty() {
+            on_text(&reply.text)?;
         }
-        text
+        reply
     };
-    if text.trim().is_empty() {
+    if reply.text.trim().is_empty() && reply.calls.is_empty() {
         return Err(bad_reply(provider, "the reply has no text"));
     }
-    Ok(text)
-}
-
-/// A streamed reply being read: the text so far, and the bounds.
-struct Stream<'a> {
-    settings: &'a Settings,
-    on_text: &'a mut dyn FnMut(&str) -> Result<(), Error>,
-    text: String,
-    finished: bool,
-    events: usize,
-    max_events: usize,
-}
-
-impl<'a> Stream<'a> {
-    fn new(settings: &'a Settings, on_text: &'a mut dyn FnMut(&str) -> Result<(), Error>) -> Self {
-        Stream {
-            settings,
-            on_text,
-            text: String::new(),
-            finished: false,
-            events: 0,
-            max_events: max_stream_events(settings.max_tokens),
-        }
-    }
-
-    /// Reads events until the provider says the reply is complete (then
-    /// stops, whether or not the server closes) or the body ends.
-    fn read(mut self, mut response: Response) -> Result<String, Error> {
-        let provider = &self.settings.provider;
-        let mut parser = SseParser::default();
-        let mut events: Vec<Event> = Vec::new();
-        let mut received = 0usize;
-        let mut buf = vec![0u8; 16 * 1024];
-        while !self.finished {
-            let n = match response.body.read(&mut buf) {
-                Ok(n) => n,
-                Err(HttpError::Timeout(phase)) => {
-                    return Err(Error::Http(HttpError::Timeout(phase)))
-                }
-                Err(err) => return Err(self.interrupted(&format!("broke off the reply: {err}"))),
-            };
-            if n == 0 {
-                // A last event without its closing blank line still counts.
-                if let Some(event) = parser.finish() {
-                    self.apply(&event)?;
-                }
-                break;
-            }
-            received += n;
-            if received > MAX_STREAM_BYTES {
-                let detail = format!("the stream is longer than {MAX_STREAM_BYTES} bytes");
-                return Err(bad_reply(provider, &detail));
-            }
-            parser
-                .push(&buf[..n], &mut events)
-                .map_err(|e| bad_reply(provider, &e.to_string()))?;
-            for event in events.drain(..) {
-                if !self.finished {
-                    self.apply(&event)?;
-                }
-            }
-        }
-        if !self.finished {
-            return Err(self.interrupted("closed the stream before the reply was complete"));
-        }
-        Ok(self.text)
-    }
-
-    /// Shows and keeps the text an event carries, or fails as it says.
-    fn apply(&mut self, event: &Event) -> Result<(), Error> {
-        let provider = &self.settings.provider;
-        self.events += 1;
-        if self.events > self.max_events {
-            let detail = format!("more than {} events in one reply", self.max_events);
-            return Err(bad_reply(provider, &detail));
-        }
-        let item = provider
-            .protocol
-            .stream_item(event)
-            .map_err(|detail| bad_reply(provider, &detail))?;
-        match item {
-            StreamItem::Text { text, last } => {
-                if self.text.len() + text.len() > MAX_REPLY_BYTES {
-                    let detail = format!("the reply is longer than {MAX_REPLY_BYTES} bytes");
-                    return Err(bad_reply(provider, &detail));
-                }
-                (self.on_text)(&text)?;
-                self.text.push_str(&text);
-                self.finished = last;
-            }
-            StreamItem::Finished => self.finished = true,
-            StreamItem::Nothing => {}
-            StreamItem::Failed(failure) => {
-                return Err(Error::ProviderError {
-                    provider: provider.name.clone(),
-                    message: clean(&failure.message, provider.api_key.as_ref()),
-                    kind: failure.kind,
-                })
-            }
-        }
-        Ok(())
-    }
-
-    fn interrupted(&self, detail: &str) -> Error {
-        let provider = &self.settings.provider;
-        Error::StreamInterrupted {
-            provider: provider.name.clone(),
-            detail: clean(detail, provider.api_key.as_ref()),
-        }
-    }
+    Ok(reply)
 }
 
 /// Turns a non-success response into the error a user can act on.
@@ -382,7 +284,7 @@ fn status_error(provider: &Provider, mut response: Response) -> Error {
     // excuse to lose it.
     let body = response.read_prefix(MAX_ERROR_BYTES);
     let message = match error_message(&body) {
-        Some(message) => clean(&message, provider.api_key.as_ref()),
+        Some(message) => clean(provider, &message),
         None => reason_phrase(status).to_owned(),
     };
     let provider = provider.name.clone();
@@ -440,25 +342,10 @@ fn kind_in(parsed: &Json) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Text from outside (a provider's message) made fit for one stderr line:
-/// first every copy of the key removed, then control characters (newlines,
-/// terminal escapes) turned into spaces, then cut to 500 characters. In that
-/// order, so a cut can never leave part of the key behind.
-pub fn clean(text: &str, key: Option<&Secret>) -> String {
-    let redacted = redact(text, key);
-    let one_line: String = redacted
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    shorten(one_line.trim())
-}
-
-fn shorten(text: &str) -> String {
-    const MAX: usize = 500;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
+/// Text a provider sent, fit for one line of stderr: every credential the
+/// provider is configured with removed, then made one short line.
+pub fn clean(provider: &Provider, text: &str) -> String {
+    provider.redactions().one_line(text)
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -481,23 +368,28 @@ fn reason_phrase(status: u16) -> &'static str {
 fn bad_reply(provider: &Provider, detail: &str) -> Error {
     Error::BadReply {
         provider: provider.name.clone(),
-        detail: clean(detail, provider.api_key.as_ref()),
+        detail: clean(provider, detail),
     }
 }
 
-/// Removes every copy of the key from text that came from outside (a
-/// provider that echoes the key back must not make us print it).
-pub fn redact(text: &str, key: Option<&Secret>) -> String {
-    match key.map(Secret::expose) {
-        Some(key) if !key.is_empty() => text.replace(key, "[redacted]"),
-        _ => text.to_owned(),
-    }
+/// The JSON object a tool call's arguments text holds, if it holds one.
+pub fn arguments_object(arguments: &str) -> Option<Json> {
+    let text = if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
+    };
+    json::parse(text.as_bytes())
+        .ok()
+        .filter(|v| v.as_object().is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::http::{HttpError, Phase};
+    use std::time::Duration;
 
     const KEY: &str = "KEYKEYKEY-distinctive-0123456789";
 
@@ -516,7 +408,10 @@ mod tests {
         fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
             if self.0.is_empty() {
                 return if self.1 {
-                    Err(HttpError::Timeout("(read after the end)".into()))
+                    Err(HttpError::Timeout {
+                        phase: Phase::BetweenBytes,
+                        limit: Duration::from_secs(1),
+                    })
                 } else {
                     Ok(0)
                 };
@@ -548,7 +443,7 @@ mod tests {
             shown.push_str(t);
             Ok(())
         });
-        (result, shown)
+        (result.map(|r| r.text), shown)
     }
 
     #[test]
@@ -584,14 +479,20 @@ mod tests {
 
     #[test]
     fn empty_messages_are_left_out_of_requests() {
-        use crate::session::Role;
+        use crate::conversation::Role;
         let history = [
-            Message::new(Role::User, "hi"),
-            Message::new(Role::Assistant, " "),
-            Message::new(Role::User, "again"),
+            Message::text(Role::User, "hi"),
+            Message::text(Role::Assistant, " "),
+            Message::text(Role::User, "again"),
         ];
         for model in ["openai/m", "anthropic/m"] {
-            let r = request(&settings(model), &history, false).unwrap();
+            let ask = Ask {
+                history: &history,
+                tools: &[],
+                may_call: false,
+                stream: false,
+            };
+            let r = request(&settings(model), &ask).unwrap();
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             let sent = body["messages"].as_array().unwrap();
             assert_eq!(sent.len(), 2, "{model}: {body}");
@@ -683,23 +584,24 @@ second [31mred"}}"#;
     }
 
     #[test]
-    fn redact_removes_every_copy_of_the_key() {
-        let key = Secret::new("sk-123");
-        assert_eq!(
-            redact("bad key sk-123, really sk-123", Some(&key)),
-            "bad key [redacted], really [redacted]"
-        );
-        assert_eq!(redact("nothing", None), "nothing");
-    }
-
-    #[test]
-    fn builtins_have_unique_names_and_versioned_bases() {
-        for (i, b) in BUILTINS.iter().enumerate() {
-            assert!(BUILTINS[i + 1..].iter().all(|o| o.name != b.name));
-            assert!(crate::http::Url::parse(b.api_base).is_ok(), "{}", b.name);
-            assert!(!b.api_base.ends_with('/'));
-        }
-        assert_eq!(builtin("groq").unwrap().protocol, Protocol::OpenAi);
-        assert!(!builtin("ollama").unwrap().needs_key);
+    fn an_invalid_utf8_stream_is_repaired_not_lost() {
+        // Found in review: one broken byte killed a turn whose text was shown.
+        let sse = "text/event-stream";
+        let mut body = b"data: {\"choices\":[{\"delta\":{\"content\":\"ok ".to_vec();
+        body.push(0xff);
+        body.extend_from_slice(b"\"},\"finish_reason\":\"stop\"}]}\n\n");
+        let response = Response {
+            status: 200,
+            headers: vec![("content-type".into(), sse.into())],
+            body: Box::new(Scripted(vec![body], false)),
+        };
+        let mut shown = String::new();
+        let reply = read_reply(&settings("openai/m"), response, true, &mut |t| {
+            shown.push_str(t);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((reply.text.as_str(), reply.repaired), ("ok \u{fffd}", 1));
+        assert_eq!(shown, reply.text);
     }
 }

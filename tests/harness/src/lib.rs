@@ -5,8 +5,10 @@
 //!   Anthropic protocols, with scenarios for errors, slowness and cut streams;
 //! - [`weft`]: runs the native binary, the wasip2 component or the wasip1
 //!   module (both in the wasmtime CLI) against a temporary home;
+//! - [`model`]: a scripted model for tool conversations;
 //! - [`proxy`]: a `CONNECT` proxy, to prove `HTTPS_PROXY` is honoured;
 //! - [`scenarios`]: the end-to-end checks, written once for every build;
+//! - [`tools`]: tool conversations against the scripted model;
 //! - [`faults`]: the same for retries, broken replies, bounds, secrets and
 //!   concurrent writers.
 
@@ -20,9 +22,11 @@ macro_rules! ensure {
 }
 
 pub mod faults;
+pub mod model;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;
+pub mod tools;
 pub mod weft;
 
 pub use proxy::Proxy;

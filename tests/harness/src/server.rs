@@ -19,7 +19,10 @@
 //! | `close-mid-body` | promises a JSON body, sends half, hangs up              |
 //! | `malformed`  | answers 200 with broken JSON (in SSE data when streaming)   |
 //! | `bad-utf8`   | answers 200 with bytes that are not UTF-8                   |
+//! | `split-surrogate` | streams an emoji as two `\u` halves in two events      |
 //! | `endless`    | streams text events until the client gives up               |
+//! | `model`      | a scripted model for tool conversations (see [`crate::model`]) |
+//! | `page...`    | GET: pages for the `web_fetch` tool (see [`serve_page`])      |
 //!
 //! Replies stream as SSE over chunked encoding, a word per event, the way
 //! real providers do. Every request is recorded for the test to inspect,
@@ -39,6 +42,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use crate::model::Answer;
 
 /// Idle time after which a forgotten server shuts itself down.
 const IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -365,8 +370,9 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Recorded>> {
     }))
 }
 
+/// The protocol a request speaks, from its path.
 #[derive(Clone, Copy, PartialEq)]
-enum Wire {
+pub enum Wire {
     OpenAi,
     Anthropic,
 }
@@ -374,6 +380,9 @@ enum Wire {
 /// Answers a request; `seen` counts the requests to this scenario so far.
 fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Result<()> {
     let scenario = request.scenario();
+    if request.method == "GET" {
+        return serve_page(stream, scenario);
+    }
     let wire = if request.path.ends_with("/messages") {
         Wire::Anthropic
     } else if request.path.ends_with("/chat/completions") {
@@ -426,6 +435,17 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
         thread::sleep(Duration::from_millis(ms.parse().unwrap_or(5000)));
     }
     match scenario {
+        "model" => match crate::model::answer(wire, &body, wants_stream) {
+            Answer::Whole(reply) => send_json(stream, 200, &reply),
+            Answer::Events(events) => send_stream_raw(
+                stream,
+                &events
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect::<Vec<_>>(),
+            ),
+            Answer::Refused(why) => send_json(stream, 400, &error_body(wire, 400, &why)),
+        },
         "echo-key" => {
             let sent = request
                 .header("authorization")
@@ -454,7 +474,21 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
         "malformed" => send_raw(stream, "application/json", b"{\"choices\": [{\"message\": "),
         "bad-utf8" if wants_stream => send_stream_raw(
             stream,
-            &[b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\n\n".to_vec()],
+            &[
+                b"data: {\"choices\":[{\"delta\":{\"content\":\"ok \xff\xfe\"}}]}\n\n".to_vec(),
+                b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n".to_vec(),
+            ],
+        ),
+        // A proxy that re-chunks by UTF-16 code unit cut the emoji in two.
+        "split-surrogate" => send_stream_raw(
+            stream,
+            &[
+                br#"data: {"choices":[{"delta":{"content":"smile \ud83d"}}]}"#.to_vec(),
+                b"\n\n".to_vec(),
+                br#"data: {"choices":[{"delta":{"content":"\ude00"},"finish_reason":"stop"}]}"#
+                    .to_vec(),
+                b"\n\ndata: [DONE]\n\n".to_vec(),
+            ],
         ),
         "bad-utf8" => send_raw(
             stream,
@@ -470,6 +504,23 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
             let cut = scenario == "cut";
             send_stream(stream, wire, &reply, stall, cut, &request.sent)
         }
+    }
+}
+
+/// Pages for the `web_fetch` tool: `page` is HTML, `page-text` plain
+/// text, `page-binary` an image, `page-big` 2 MB of text; anything else 404.
+fn serve_page(stream: &mut impl Conn, scenario: &str) -> io::Result<()> {
+    match scenario {
+        "page" => send_raw(
+            stream,
+            "text/html; charset=utf-8",
+            b"<html><head><title>Stand-in page</title><script>var x = 1;</script></head>\
+              <body><h1>Weather</h1><p>Sunny &amp; warm, 21 C.</p></body></html>",
+        ),
+        "page-text" => send_raw(stream, "text/plain", b"plain words\n"),
+        "page-binary" => send_raw(stream, "image/png", b"\x89PNG\r\n\x1a\n"),
+        "page-big" => send_raw(stream, "text/plain", &vec![b'x'; 2 << 20]),
+        _ => send_json(stream, 404, &json!({"error": {"message": "no such page"}})),
     }
 }
 

@@ -167,6 +167,13 @@ impl Weft {
         }
     }
 
+    /// The tools' workspace on the host: `<home>/workspace`, which weft
+    /// uses by default natively and the wasm runs get preopened as
+    /// `/workspace`.
+    pub fn workspace(&self) -> PathBuf {
+        self.home().join("workspace")
+    }
+
     /// The same build working in another runner's home, for concurrent runs.
     pub fn sharing_home(mut self, home: &Path) -> Weft {
         self.home = HomeDir::Shared(home.to_owned());
@@ -269,6 +276,11 @@ impl Invocation<'_> {
                     c.args(["-S", "http"]);
                 }
                 c.arg("--dir").arg(format!("{home}::/config"));
+                // The tools' workspace, as a host would grant it.
+                let workspace = weft.workspace();
+                std::fs::create_dir_all(&workspace).expect("create the workspace");
+                c.arg("--dir")
+                    .arg(format!("{}::/workspace", workspace.display()));
                 for (k, v) in &self.env {
                     c.arg("--env").arg(format!("{k}={v}"));
                 }

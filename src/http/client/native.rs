@@ -8,24 +8,34 @@
 //!   reads them; an `https` target is tunnelled with `CONNECT`).
 
 use std::io::{self, Read};
-use std::time::Duration;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use super::{HttpError, ReadBody, Request, Response, Url};
+use crate::http::{HttpError, Method, Phase, ReadBody, Request, Response, Timeouts, Url};
 
 pub const AVAILABLE: bool = true;
 
 /// ureq takes the URL as text; `_url` is the same, already checked.
-pub fn post(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
-    let agent = agent(request.timeout)?;
-    let mut builder = agent.post(&request.url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name, value);
-    }
-    let response = builder
-        .send(&request.body[..])
-        .map_err(|e| map_error(e, request.timeout))?;
+pub fn send(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
+    let agent = agent(request.timeouts)?;
+    let timeouts = request.timeouts;
+    let exchange = match request.method {
+        Method::Post => {
+            let mut builder = agent.post(&request.url);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            builder.send(&request.body[..])
+        }
+        Method::Get => {
+            let mut builder = agent.get(&request.url);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            builder.call()
+        }
+    };
+    let response = exchange.map_err(|e| map_error(e, timeouts, Phase::FirstByte))?;
 
     let status = response.status().as_u16();
     let headers = response
@@ -39,14 +49,11 @@ pub fn post(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
     Ok(Response {
         status,
         headers,
-        body: Box::new(NativeBody {
-            reader,
-            timeout: request.timeout,
-        }),
+        body: Box::new(NativeBody { reader, timeouts }),
     })
 }
 
-fn agent(timeout: Duration) -> Result<ureq::Agent, HttpError> {
+fn agent(timeouts: Timeouts) -> Result<ureq::Agent, HttpError> {
     let mut tls = TlsConfig::builder();
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
         tls = tls.root_certs(custom_roots(&path.to_string_lossy())?);
@@ -54,9 +61,11 @@ fn agent(timeout: Duration) -> Result<ureq::Agent, HttpError> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_connect(Some(timeout))
-        .timeout_recv_response(Some(timeout))
-        .timeout_per_read(Some(timeout))
+        .timeout_connect(Some(timeouts.connect))
+        .timeout_send_request(Some(timeouts.response))
+        .timeout_send_body(Some(timeouts.response))
+        .timeout_recv_response(Some(timeouts.response))
+        .timeout_per_read(Some(timeouts.response))
         .tls_config(tls.build())
         .build();
     Ok(config.new_agent())
@@ -84,30 +93,31 @@ fn custom_roots(path: &str) -> Result<RootCerts, HttpError> {
 
 struct NativeBody {
     reader: ureq::BodyReader<'static>,
-    timeout: Duration,
+    timeouts: Timeouts,
 }
 
 impl ReadBody for NativeBody {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, HttpError> {
         self.reader
             .read(buf)
-            .map_err(|e| map_io_error(e, self.timeout))
+            .map_err(|e| map_io_error(e, self.timeouts, Phase::BetweenBytes))
     }
 }
 
-fn map_error(err: ureq::Error, timeout: Duration) -> HttpError {
+/// `waiting` is the phase a read timeout belongs to where it struck:
+/// before the response headers, the first byte; after them, between bytes.
+fn map_error(err: ureq::Error, timeouts: Timeouts, waiting: Phase) -> HttpError {
     use ureq::Error as E;
-    let secs = timeout.as_secs();
     match err {
         E::Timeout(which) => {
             use ureq::Timeout as T;
-            HttpError::Timeout(match which {
-                T::Resolve | T::Connect => format!("while connecting (limit {secs} s)"),
-                T::PerRead | T::RecvBody => {
-                    format!("waiting for more of the reply (limit {secs} s between bytes)")
-                }
-                _ => format!("waiting for the response (limit {secs} s)"),
-            })
+            let phase = match which {
+                T::Resolve | T::Connect => Phase::Connect,
+                T::SendRequest | T::SendBody | T::PerWrite | T::Await100 => Phase::Send,
+                T::RecvBody => Phase::BetweenBytes,
+                _ => waiting,
+            };
+            timeout(phase, timeouts)
         }
         E::HostNotFound => HttpError::Unavailable("DNS lookup failed: host not found".into()),
         E::ConnectionFailed => HttpError::Unavailable("could not connect to the server".into()),
@@ -120,16 +130,24 @@ fn map_error(err: ureq::Error, timeout: Duration) -> HttpError {
         E::Tls(why) => HttpError::Tls(why.into()),
         E::Pem(why) => HttpError::Tls(why.to_string()),
         E::Rustls(why) => HttpError::Tls(why.to_string()),
-        E::Io(io) => map_io_error(io, timeout),
+        E::Io(io) => map_io_error(io, timeouts, waiting),
         other => HttpError::Transport(other.to_string()),
     }
 }
 
-fn map_io_error(err: io::Error, timeout: Duration) -> HttpError {
+fn timeout(phase: Phase, timeouts: Timeouts) -> HttpError {
+    let limit = match phase {
+        Phase::Connect => timeouts.connect,
+        Phase::Send | Phase::FirstByte | Phase::BetweenBytes => timeouts.response,
+    };
+    HttpError::Timeout { phase, limit }
+}
+
+fn map_io_error(err: io::Error, timeouts: Timeouts, waiting: Phase) -> HttpError {
     if err.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
         let inner = err.into_inner().expect("checked above");
         let ureq_err = inner.downcast::<ureq::Error>().expect("checked above");
-        return map_error(*ureq_err, timeout);
+        return map_error(*ureq_err, timeouts, waiting);
     }
     // rustls reports a failed handshake (say, an unknown issuer) as an
     // io::Error that carries its own error.
@@ -143,10 +161,7 @@ fn map_io_error(err: io::Error, timeout: Duration) -> HttpError {
         io::ErrorKind::ConnectionRefused => {
             HttpError::Unavailable("connection refused by the server".into())
         }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => HttpError::Timeout(format!(
-            "waiting for the server (limit {} s)",
-            timeout.as_secs()
-        )),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timeout(waiting, timeouts),
         io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
             HttpError::Unavailable(format!("no route to the server: {err}"))
         }

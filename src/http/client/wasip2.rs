@@ -1,4 +1,4 @@
-//! HTTP on `wasm32-wasip2` through `wasi:http/outgoing-handler`, using the raw
+//! Outgoing HTTP on `wasm32-wasip2` through `wasi:http/outgoing-handler`, using the raw
 //! WASI 0.2 bindings from the `wasip2` crate. TLS is the host's job.
 //!
 //! Why raw bindings and not a client crate (measured with a minimal POST bin,
@@ -25,25 +25,27 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{InputStream, StreamError};
 
-use super::{HttpError, ReadBody, Request, Response, Url};
+use crate::http::{self, HttpError, Phase, ReadBody, Request, Response, Timeouts, Url};
 
 pub const AVAILABLE: bool = true;
 
 /// The most `blocking-write-and-flush` accepts in one call.
 const WRITE_PIECE: usize = 4096;
 
-pub fn post(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
-    let timeout = Timeout(request.timeout);
+pub fn send(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
+    let timeout = Timeout(request.timeouts);
 
     let mut fields: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
         .collect();
-    fields.push((
-        "content-length".into(),
-        request.body.len().to_string().into_bytes(),
-    ));
+    if request.method == http::Method::Post {
+        fields.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers = Fields::from_list(&fields).map_err(|e| {
         HttpError::InvalidRequest(
             match e {
@@ -62,7 +64,10 @@ pub fn post(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
         Scheme::Http
     };
     let set = [
-        outgoing.set_method(&Method::Post),
+        outgoing.set_method(&match request.method {
+            http::Method::Get => Method::Get,
+            http::Method::Post => Method::Post,
+        }),
         outgoing.set_scheme(Some(&scheme)),
         outgoing.set_authority(Some(url.authority)),
         outgoing.set_path_with_query(Some(url.path_and_query)),
@@ -76,21 +81,23 @@ pub fn post(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
 
     // A host that cannot honour a timeout says so with Err; the request still goes.
     let options = RequestOptions::new();
-    let nanos = Some(request.timeout.as_nanos().min(u64::MAX as u128) as u64);
-    let _ = options.set_connect_timeout(nanos);
-    let _ = options.set_first_byte_timeout(nanos);
-    let _ = options.set_between_bytes_timeout(nanos);
+    let nanos = |d: std::time::Duration| Some(d.as_nanos().min(u64::MAX as u128) as u64);
+    let _ = options.set_connect_timeout(nanos(request.timeouts.connect));
+    let _ = options.set_first_byte_timeout(nanos(request.timeouts.response));
+    let _ = options.set_between_bytes_timeout(nanos(request.timeouts.response));
 
     let body = outgoing
         .body()
         .map_err(|()| HttpError::Transport("request body already taken".into()))?;
-    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|c| timeout.map(c))?;
+    let future = outgoing_handler::handle(outgoing, Some(options))
+        .map_err(|c| timeout.map(c, Phase::FirstByte))?;
 
     // A failed write is only a symptom: if the connection was refused, the
     // response future says so; if the server answered early (a 401 before
     // reading the body, say), the response is the thing to report.
     let write_result = write_body(&body, &request.body, timeout);
-    let finish_result = OutgoingBody::finish(body, None).map_err(|c| timeout.map(c));
+    let finish_result =
+        OutgoingBody::finish(body, None).map_err(|c| timeout.map(c, Phase::FirstByte));
     let incoming = wait_for(&future, timeout)?;
     if incoming.status() < 400 {
         write_result?;
@@ -129,7 +136,7 @@ fn write_body(body: &OutgoingBody, bytes: &[u8], timeout: Timeout) -> Result<(),
     for piece in bytes.chunks(WRITE_PIECE) {
         stream
             .blocking_write_and_flush(piece)
-            .map_err(|e| timeout.map_stream(e))?;
+            .map_err(|e| timeout.map_stream(e, Phase::Send))?;
     }
     Ok(())
 }
@@ -141,7 +148,7 @@ fn wait_for(
     loop {
         match future.get() {
             Some(Ok(Ok(response))) => return Ok(response),
-            Some(Ok(Err(code))) => return Err(timeout.map(code)),
+            Some(Ok(Err(code))) => return Err(timeout.map(code, Phase::FirstByte)),
             Some(Err(())) => {
                 return Err(HttpError::Transport("response already taken".into()));
             }
@@ -170,31 +177,38 @@ impl ReadBody for WasiBody {
                     return Ok(bytes.len());
                 }
                 Err(StreamError::Closed) => return Ok(0),
-                Err(e) => return Err(self.timeout.map_stream(e)),
+                Err(e) => return Err(self.timeout.map_stream(e, Phase::BetweenBytes)),
             }
         }
     }
 }
 
-/// Carries the configured timeout so error messages can quote it.
+/// Carries the configured timeouts so error messages can quote them.
 #[derive(Clone, Copy)]
-struct Timeout(std::time::Duration);
+struct Timeout(Timeouts);
 
 impl Timeout {
-    fn map(self, code: ErrorCode) -> HttpError {
-        let limit = |what: &str| format!("{what} (limit {} s)", self.0.as_secs());
-        map_code(code, limit)
+    /// `waiting` is the phase a read timeout belongs to where it struck.
+    fn map(self, code: ErrorCode, waiting: Phase) -> HttpError {
+        map_code(code, |phase| {
+            let phase = phase.unwrap_or(waiting);
+            let limit = match phase {
+                Phase::Connect => self.0.connect,
+                _ => self.0.response,
+            };
+            HttpError::Timeout { phase, limit }
+        })
     }
 
-    fn map_stream(self, err: StreamError) -> HttpError {
+    fn map_stream(self, err: StreamError, waiting: Phase) -> HttpError {
         match err {
             StreamError::Closed => {
                 HttpError::Transport("the server closed the connection early".into())
             }
             StreamError::LastOperationFailed(io) => {
                 match wasip2::http::types::http_error_code(&io) {
-                    Some(code) => self.map(code),
-                    None => self.classify_debug_text(&io.to_debug_string()),
+                    Some(code) => self.map(code, waiting),
+                    None => self.classify_debug_text(&io.to_debug_string(), waiting),
                 }
             }
         }
@@ -204,30 +218,30 @@ impl Timeout {
     /// (wasmtime reports a between-bytes timeout this way, followed by a
     /// host backtrace). Its first line is classified and kept; the rest is
     /// host detail that means nothing to a user.
-    fn classify_debug_text(self, text: &str) -> HttpError {
+    fn classify_debug_text(self, text: &str, waiting: Phase) -> HttpError {
         let first = text.lines().next().unwrap_or_default().trim();
         let lower = first.to_ascii_lowercase();
         if lower.contains("timeout") || lower.contains("timed out") {
-            HttpError::Timeout(format!(
-                "waiting for more of the reply (limit {} s between bytes)",
-                self.0.as_secs()
-            ))
+            HttpError::Timeout {
+                phase: waiting,
+                limit: self.0.response,
+            }
         } else {
             HttpError::Transport(first.to_owned())
         }
     }
 }
 
-/// WASI error codes, grouped into the errors a user can act on; `limit` words
-/// a timeout phase with the configured limit.
-fn map_code(code: ErrorCode, limit: impl Fn(&str) -> String) -> HttpError {
+/// WASI error codes, grouped into the errors a user can act on; `timeout`
+/// makes the error for a timeout in a known phase (or, for a read timeout,
+/// `None`: the phase the caller was waiting in).
+fn map_code(code: ErrorCode, timeout: impl Fn(Option<Phase>) -> HttpError) -> HttpError {
     use ErrorCode as C;
     match code {
-        C::DnsTimeout => HttpError::Timeout(limit("looking up the host")),
-        C::ConnectionTimeout => HttpError::Timeout(limit("while connecting")),
-        C::ConnectionReadTimeout => HttpError::Timeout(limit("waiting for the server")),
-        C::ConnectionWriteTimeout => HttpError::Timeout(limit("sending the request")),
-        C::HttpResponseTimeout => HttpError::Timeout(limit("waiting for the response")),
+        C::DnsTimeout | C::ConnectionTimeout => timeout(Some(Phase::Connect)),
+        C::ConnectionReadTimeout => timeout(None),
+        C::ConnectionWriteTimeout => timeout(Some(Phase::Send)),
+        C::HttpResponseTimeout => timeout(Some(Phase::FirstByte)),
         C::DnsError(p) => HttpError::Unavailable(format!(
             "DNS lookup failed ({})",
             p.rcode.as_deref().unwrap_or("no detail")

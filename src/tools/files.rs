@@ -1,0 +1,638 @@
+//! The file tools: read, write, edit, list and search, all inside the
+//! workspace. Every path goes through [`crate::sandbox::resolve`]; an
+//! absolute path is accepted only when it names a place inside the
+//! workspace (models like to repeat the paths they were shown).
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{size, Args, Kind, Param, Spec};
+use crate::sandbox;
+
+/// The largest file `read_file`, `edit_file` and `search` will read.
+pub const MAX_READ_BYTES: u64 = 1 << 20;
+/// The largest content `write_file` writes.
+pub const MAX_WRITE_BYTES: usize = 1 << 20;
+/// The most entries `list_dir` shows.
+pub const MAX_ENTRIES: usize = 500;
+/// The most matching lines `search` reports.
+pub const MAX_MATCHES: usize = 200;
+/// The most files `search` looks into.
+pub const MAX_SEARCHED_FILES: usize = 5_000;
+
+const PATH: Param = Param {
+    name: "path",
+    kind: Kind::String,
+    required: true,
+    doc: "A path relative to the workspace.",
+};
+
+pub const SPECS: [Spec; 5] = [
+    Spec {
+        name: "read_file",
+        description: "Read a text file in the workspace, optionally only some of its lines.",
+        params: &[
+            PATH,
+            Param {
+                name: "start_line",
+                kind: Kind::Integer,
+                required: false,
+                doc: "The first line to read, counting from 1.",
+            },
+            Param {
+                name: "end_line",
+                kind: Kind::Integer,
+                required: false,
+                doc: "The last line to read (inclusive).",
+            },
+        ],
+    },
+    Spec {
+        name: "write_file",
+        description: "Create or replace a file in the workspace with the given text; \
+                      missing parent directories are created.",
+        params: &[
+            PATH,
+            Param {
+                name: "content",
+                kind: Kind::String,
+                required: true,
+                doc: "The whole new text of the file.",
+            },
+        ],
+    },
+    Spec {
+        name: "edit_file",
+        description: "Replace one exact occurrence of a piece of text in a file. The text \
+                      must occur exactly once; include surrounding lines to make it unique.",
+        params: &[
+            PATH,
+            Param {
+                name: "old_text",
+                kind: Kind::String,
+                required: true,
+                doc: "The exact text to replace, as it is in the file.",
+            },
+            Param {
+                name: "new_text",
+                kind: Kind::String,
+                required: true,
+                doc: "The text to put in its place.",
+            },
+        ],
+    },
+    Spec {
+        name: "list_dir",
+        description: "List a directory of the workspace: each entry with its kind and size.",
+        params: &[Param {
+            name: "path",
+            kind: Kind::String,
+            required: false,
+            doc: "A directory relative to the workspace; the workspace itself if left out.",
+        }],
+    },
+    Spec {
+        name: "search",
+        description: "Find lines containing a piece of text in the files under a directory \
+                      of the workspace. `*` in the pattern matches any run of characters.",
+        params: &[
+            Param {
+                name: "pattern",
+                kind: Kind::String,
+                required: true,
+                doc: "The text to look for.",
+            },
+            Param {
+                name: "path",
+                kind: Kind::String,
+                required: false,
+                doc: "The directory (or file) to search; the whole workspace if left out.",
+            },
+            Param {
+                name: "ignore_case",
+                kind: Kind::Boolean,
+                required: false,
+                doc: "Match upper and lower case alike.",
+            },
+        ],
+    },
+];
+
+/// The directory the tools may touch, and the gate into it.
+pub struct Workspace<'a> {
+    root: &'a Path,
+}
+
+impl<'a> Workspace<'a> {
+    pub fn new(root: &'a Path) -> Workspace<'a> {
+        Workspace { root }
+    }
+
+    /// The real path for what the model wrote, or why not.
+    pub fn resolve(&self, path: &str) -> Result<PathBuf, String> {
+        let relative = match Path::new(path).strip_prefix(self.root) {
+            Ok(inside) if path.starts_with('/') => inside.to_str().unwrap_or(path),
+            _ => path,
+        };
+        let relative = if relative.starts_with('/') {
+            return Err(format!(
+                "refused path '{path}': absolute paths outside the workspace are not allowed; \
+                 use a path relative to the workspace"
+            ));
+        } else {
+            relative
+        };
+        sandbox::resolve(self.root, relative, &sandbox::WORKSPACE).map_err(|e| e.to_string())
+    }
+
+    /// Makes sure the workspace exists (natively it is created on first
+    /// use). Under WASI a workspace of `/` means every directory the host
+    /// preopened, and only the host decides what is reachable.
+    fn ensure(&self) -> Result<(), String> {
+        if self.root.is_dir() || (cfg!(target_os = "wasi") && self.root == Path::new("/")) {
+            return Ok(());
+        }
+        if cfg!(target_os = "wasi") {
+            return Err(format!(
+                "the workspace {} is not available: the host must preopen it \
+                 (wasmtime: --dir HOST_DIR::{})",
+                self.root.display(),
+                self.root.display()
+            ));
+        }
+        create_private_dir(self.root)
+            .map_err(|e| format!("cannot create the workspace {}: {e}", self.root.display()))
+    }
+}
+
+/// Runs the file tool `name`; returns the content and a summary.
+pub fn run(name: &str, workspace: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    workspace.ensure()?;
+    match name {
+        "read_file" => read_file(workspace, args),
+        "write_file" => write_file(workspace, args),
+        "edit_file" => edit_file(workspace, args),
+        "list_dir" => list_dir(workspace, args),
+        "search" => search(workspace, args),
+        other => Err(format!("there is no file tool named '{other}'")),
+    }
+}
+
+/// What failed, in words that help the model (not an OS error code alone).
+fn io_error(path: &str, err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => format!("'{path}' does not exist"),
+        io::ErrorKind::PermissionDenied => format!("'{path}' may not be accessed here"),
+        _ => format!("'{path}': {err}"),
+    }
+}
+
+/// A file's text, refusing directories, large files and binary content.
+fn read_text(path: &Path, shown: &str) -> Result<String, String> {
+    let meta = fs::metadata(path).map_err(|e| io_error(shown, &e))?;
+    if meta.is_dir() {
+        return Err(format!(
+            "'{shown}' is a directory; use list_dir to see what it holds"
+        ));
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(format!(
+            "'{shown}' is {}, more than the {} limit",
+            size(meta.len() as usize),
+            size(MAX_READ_BYTES as usize)
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_READ_BYTES).read_to_end(&mut bytes))
+        .map_err(|e| io_error(shown, &e))?;
+    if bytes.contains(&0) {
+        return Err(format!("'{shown}' is a binary file, not text"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("'{shown}' is not UTF-8 text"))
+}
+
+fn read_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    let shown: String = args.get("path")?;
+    let path = ws.resolve(&shown)?;
+    let text = read_text(&path, &shown)?;
+    let start: Option<u64> = args.opt("start_line")?;
+    let end: Option<u64> = args.opt("end_line")?;
+    let content = if start.is_none() && end.is_none() {
+        text
+    } else {
+        let first = start.unwrap_or(1).max(1);
+        let last = end.unwrap_or(u64::MAX);
+        if last < first {
+            return Err(format!("end_line {last} is before start_line {first}"));
+        }
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        if first as usize > lines.len().max(1) {
+            return Err(format!(
+                "'{shown}' has {} lines; start_line {first} is past its end",
+                lines.len()
+            ));
+        }
+        let last = (last as usize).min(lines.len());
+        lines[first as usize - 1..last].concat()
+    };
+    let summary = format!("{shown} -> {}", size(content.len()));
+    Ok((content, summary))
+}
+
+fn write_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    let shown: String = args.get("path")?;
+    let content: String = args.get("content")?;
+    if content.len() > MAX_WRITE_BYTES {
+        return Err(format!(
+            "the content is {}, more than the {} limit",
+            size(content.len()),
+            size(MAX_WRITE_BYTES)
+        ));
+    }
+    let path = ws.resolve(&shown)?;
+    if path.is_dir() {
+        return Err(format!("'{shown}' is a directory"));
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| io_error(&shown, &e))?;
+    }
+    let existed = path.exists();
+    replace(&path, content.as_bytes()).map_err(|e| io_error(&shown, &e))?;
+    let verb = if existed { "replaced" } else { "created" };
+    Ok((
+        format!("{verb} '{shown}' ({} bytes)", content.len()),
+        format!("{shown} <- {}", size(content.len())),
+    ))
+}
+
+fn edit_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    let shown: String = args.get("path")?;
+    let old: String = args.get("old_text")?;
+    let new: String = args.get("new_text")?;
+    if old.is_empty() {
+        return Err("old_text is empty; give the exact text to replace".into());
+    }
+    let path = ws.resolve(&shown)?;
+    let text = read_text(&path, &shown)?;
+    let count = text.matches(old.as_str()).count();
+    match count {
+        0 => Err(format!(
+            "old_text does not occur in '{shown}'; read the file and copy the text exactly"
+        )),
+        1 => {
+            let edited = text.replacen(old.as_str(), &new, 1);
+            replace(&path, edited.as_bytes()).map_err(|e| io_error(&shown, &e))?;
+            Ok((
+                format!("edited '{shown}': replaced 1 occurrence"),
+                format!("{shown} edited"),
+            ))
+        }
+        n => Err(format!(
+            "old_text occurs {n} times in '{shown}'; include more of the surrounding text \
+             so that it occurs exactly once"
+        )),
+    }
+}
+
+fn list_dir(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    let shown = args.opt::<String>("path")?.unwrap_or_else(|| ".".into());
+    let path = ws.resolve(&shown)?;
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let read = fs::read_dir(&path).map_err(|e| io_error(&shown, &e))?;
+    let mut total = 0;
+    for entry in read {
+        let entry = entry.map_err(|e| io_error(&shown, &e))?;
+        total += 1;
+        if entries.len() >= MAX_ENTRIES {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_symlink() => "link".to_owned(),
+            Ok(t) if t.is_dir() => "dir".to_owned(),
+            _ => match entry.metadata() {
+                Ok(meta) => format!("file, {}", size(meta.len() as usize)),
+                Err(_) => "file".to_owned(),
+            },
+        };
+        entries.push((name, kind));
+    }
+    entries.sort();
+    let mut out = String::new();
+    for (name, kind) in &entries {
+        let slash = if kind == "dir" { "/" } else { "" };
+        out.push_str(&format!("{name}{slash} ({kind})\n"));
+    }
+    if total > entries.len() {
+        out.push_str(&format!(
+            "[cut: the first {} of {total} entries are shown]\n",
+            entries.len()
+        ));
+    }
+    if total == 0 {
+        out.push_str("(empty)\n");
+    }
+    Ok((out, format!("{shown} -> {total} entries")))
+}
+
+fn search(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
+    let pattern: String = args.get("pattern")?;
+    if pattern.is_empty() {
+        return Err("the pattern is empty".into());
+    }
+    let shown = args.opt::<String>("path")?.unwrap_or_else(|| ".".into());
+    let ignore_case = args.opt::<bool>("ignore_case")?.unwrap_or(false);
+    let start = ws.resolve(&shown)?;
+    let matcher = Pattern::new(&pattern, ignore_case);
+    let mut found = Search {
+        root: ws.root,
+        matcher,
+        lines: Vec::new(),
+        files: 0,
+        more: false,
+    };
+    found.walk(&start, 0).map_err(|e| io_error(&shown, &e))?;
+    let mut out = found.lines.join("\n");
+    if found.lines.is_empty() {
+        out = format!("no line matches '{pattern}'");
+    } else if found.more {
+        out.push_str(&format!(
+            "\n[cut: stopped after {} matches or {} files; narrow the search]",
+            found.lines.len(),
+            found.files
+        ));
+    }
+    let summary = format!("'{pattern}' in {shown} -> {} matches", found.lines.len());
+    Ok((out, summary))
+}
+
+/// A search in progress.
+struct Search<'a> {
+    root: &'a Path,
+    matcher: Pattern,
+    lines: Vec<String>,
+    files: usize,
+    more: bool,
+}
+
+impl Search<'_> {
+    /// Looks into `path`: a file's lines, or a directory's entries in name
+    /// order. Links are not followed; hidden entries (`.git`) are skipped.
+    fn walk(&mut self, path: &Path, depth: usize) -> io::Result<()> {
+        if self.more {
+            return Ok(());
+        }
+        let meta = fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            if depth > 32 {
+                return Ok(());
+            }
+            let mut names: Vec<_> = fs::read_dir(path)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .collect();
+            names.sort();
+            for name in names {
+                self.walk(&path.join(name), depth + 1)?;
+            }
+        } else if meta.is_file() && meta.len() <= MAX_READ_BYTES {
+            self.files += 1;
+            if self.files > MAX_SEARCHED_FILES {
+                self.more = true;
+                return Ok(());
+            }
+            let Ok(text) = read_text(path, "") else {
+                return Ok(()); // binary or unreadable: not searched
+            };
+            let shown = path
+                .strip_prefix(self.root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned();
+            for (i, line) in text.lines().enumerate() {
+                if self.matcher.matches(line) {
+                    if self.lines.len() >= MAX_MATCHES {
+                        self.more = true;
+                        return Ok(());
+                    }
+                    let line = super::cap(line.trim_end(), 300);
+                    self.lines.push(format!("{shown}:{}: {line}", i + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Literal text where `*` matches any run of characters.
+struct Pattern {
+    pieces: Vec<String>,
+    ignore_case: bool,
+}
+
+impl Pattern {
+    fn new(pattern: &str, ignore_case: bool) -> Pattern {
+        let pattern = if ignore_case {
+            pattern.to_lowercase()
+        } else {
+            pattern.to_owned()
+        };
+        Pattern {
+            pieces: pattern.split('*').map(str::to_owned).collect(),
+            ignore_case,
+        }
+    }
+
+    fn matches(&self, line: &str) -> bool {
+        let lowered;
+        let mut rest = if self.ignore_case {
+            lowered = line.to_lowercase();
+            lowered.as_str()
+        } else {
+            line
+        };
+        for piece in &self.pieces {
+            match rest.find(piece.as_str()) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Replaces a file's contents: written beside it, then renamed over it,
+/// so a crash leaves the old file or the new one, never half of either.
+/// Where a host cannot rename, the file is written in place.
+fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".clawft-tmp");
+    let temp = PathBuf::from(temp);
+    let written = fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.flush()
+    });
+    match written.and_then(|()| fs::rename(&temp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            let _ = fs::remove_file(&temp);
+            fs::write(path, bytes)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// A directory only its owner may enter (natively; WASI has no modes).
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{tests::settings, Caller, Toolbox};
+    use crate::conversation::ToolCall;
+    use std::fs;
+
+    fn run(tools: &Toolbox, name: &str, arguments: serde_json::Value) -> (bool, String) {
+        let outcome = tools.run(&ToolCall {
+            id: "c".into(),
+            name: name.into(),
+            arguments: arguments.to_string(),
+        });
+        (outcome.is_error, outcome.content)
+    }
+
+    #[test]
+    fn read_write_edit_list_and_search_in_the_workspace() {
+        let dir = crate::test_support::scratch();
+        let tools = Toolbox::new(&settings(dir.path()), Caller::Cli);
+        use serde_json::json;
+        let (err, said) = run(
+            &tools,
+            "write_file",
+            json!({"path": "notes/a.md", "content": "one\ntwo\nthree\n"}),
+        );
+        assert!(!err, "{said}");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("notes/a.md")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
+        assert_eq!(
+            run(&tools, "read_file", json!({"path": "notes/a.md"})),
+            (false, "one\ntwo\nthree\n".into())
+        );
+        assert_eq!(
+            run(
+                &tools,
+                "read_file",
+                json!({"path": "notes/a.md", "start_line": 2, "end_line": 2})
+            ),
+            (false, "two\n".into())
+        );
+        let (err, said) = run(
+            &tools,
+            "edit_file",
+            json!({"path": "notes/a.md", "old_text": "two", "new_text": "2"}),
+        );
+        assert!(!err, "{said}");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("notes/a.md")).unwrap(),
+            "one\n2\nthree\n"
+        );
+        let (err, said) = run(
+            &tools,
+            "edit_file",
+            json!({"path": "notes/a.md", "old_text": "e", "new_text": "E"}),
+        );
+        assert!(err && said.contains("occurs 3 times"), "{said}");
+        let (err, said) = run(
+            &tools,
+            "edit_file",
+            json!({"path": "notes/a.md", "old_text": "four", "new_text": "4"}),
+        );
+        assert!(err && said.contains("does not occur"), "{said}");
+        let (err, said) = run(&tools, "list_dir", json!({}));
+        assert!(!err && said == "notes/ (dir)\n", "{said:?}");
+        let (_, said) = run(&tools, "list_dir", json!({"path": "notes"}));
+        assert_eq!(said, "a.md (file, 12 B)\n");
+        let (err, said) = run(
+            &tools,
+            "search",
+            json!({"pattern": "T*E", "ignore_case": true}),
+        );
+        assert!(!err, "{said}");
+        assert_eq!(said, "notes/a.md:3: three");
+        // Absolute paths inside the workspace are fine.
+        let inside = dir.path().join("notes/a.md");
+        let (err, _) = run(
+            &tools,
+            "read_file",
+            json!({"path": inside.to_str().unwrap()}),
+        );
+        assert!(!err);
+    }
+
+    #[test]
+    fn binary_missing_and_directory_paths_are_explained() {
+        let dir = crate::test_support::scratch();
+        let tools = Toolbox::new(&settings(dir.path()), Caller::Cli);
+        fs::write(dir.path().join("blob"), b"\x00\x01\x02").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        use serde_json::json;
+        let (err, said) = run(&tools, "read_file", json!({"path": "blob"}));
+        assert!(err && said.contains("binary"), "{said}");
+        let (err, said) = run(&tools, "read_file", json!({"path": "nope.txt"}));
+        assert!(err && said.contains("does not exist"), "{said}");
+        let (err, said) = run(&tools, "read_file", json!({"path": "sub"}));
+        assert!(err && said.contains("is a directory"), "{said}");
+        let (err, said) = run(&tools, "write_file", json!({"path": "sub", "content": "x"}));
+        assert!(err && said.contains("is a directory"), "{said}");
+    }
+
+    #[test]
+    fn escapes_are_refused_and_the_outside_is_untouched() {
+        let outer = crate::test_support::scratch();
+        let ws = outer.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        let secret = outer.path().join("secret.txt");
+        fs::write(&secret, "keep out").unwrap();
+        let tools = Toolbox::new(&settings(&ws), Caller::Cli);
+        use serde_json::json;
+        let mut attempts = vec![
+            json!({"path": "../secret.txt"}),
+            json!({"path": secret.to_str().unwrap()}),
+            json!({"path": "/etc/passwd"}),
+            json!({"path": "a/../../secret.txt"}),
+        ];
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&secret, ws.join("link")).unwrap();
+            std::os::unix::fs::symlink(outer.path(), ws.join("up")).unwrap();
+            attempts.push(json!({"path": "link"}));
+            attempts.push(json!({"path": "up/secret.txt"}));
+        }
+        for args in attempts {
+            for tool in ["read_file", "write_file", "edit_file"] {
+                let mut args = args.clone();
+                args["content"] = json!("pwned");
+                args["old_text"] = json!("keep");
+                args["new_text"] = json!("pwned");
+                let (err, said) = run(&tools, tool, args.clone());
+                assert!(err, "{tool} {args}: {said}");
+                assert!(said.contains("refused path"), "{tool} {args}: {said}");
+            }
+        }
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "keep out");
+        assert_eq!(fs::read_dir(outer.path()).unwrap().count(), 2);
+    }
+}
