@@ -8,13 +8,13 @@
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use crate::agent::{self, print, Notice, Turn, MAX_MESSAGE_BYTES};
+use crate::agent::{self, print, Event, Notice, Turn, MAX_MESSAGE_BYTES};
 use crate::config::{Config, Settings};
 use crate::conversation::{Message, Part};
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{object, Json, Member};
-use crate::secrets::{shown_value, Terminal};
+use crate::secrets::{quoted, shown_value, Terminal};
 use crate::session::{Sessions, Skipped};
 use crate::tools::{Caller, Toolbox};
 
@@ -305,7 +305,7 @@ fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         Command::SessionsRemove(key) => {
             let home = Home::discover(env)?;
             Sessions::new(&home).remove(&key)?;
-            let _ = writeln!(io::stderr(), "removed session {key:?}");
+            let _ = writeln!(io::stderr(), "removed session {}", quoted(&key));
             Ok(())
         }
         Command::ConfigCheck => {
@@ -354,31 +354,25 @@ impl Chat<'_> {
         let mut notice = |n: Notice<'_>| {
             let line = match n {
                 Notice::Skipped(s) => skipped_line(session, s),
-                Notice::Retrying {
+                Notice::Turn(Event::Retrying {
                     retry,
                     max_retries,
                     delay,
                     cause,
-                } => format!(
+                }) => format!(
                     "retry {retry} of {max_retries} in {} s: {cause}",
-                    seconds(delay)
+                    seconds(*delay)
                 ),
-                Notice::Repaired(count) => {
+                Notice::Turn(Event::Repaired(count)) => {
                     format!("note: {count} broken character(s) in the reply were shown as \u{fffd}")
                 }
-                Notice::Tool { name, summary, .. } => format!("tool {name} {summary}"),
+                Notice::Turn(Event::Tool { name, summary, .. }) => format!("tool {name} {summary}"),
+                Notice::Turn(Event::Text(_)) => return,
             };
             let _ = writeln!(io::stderr(), "{line}");
         };
-        agent::run_turn(
-            self.home,
-            self.settings,
-            self.tools,
-            &turn,
-            out,
-            &mut notice,
-        )
-        .map(drop)
+        let tools = self.tools.clone();
+        agent::run_turn(self.home, self.settings, tools, &turn, out, &mut notice).map(drop)
     }
 
     /// One turn per line typed, until an empty line, `/exit` or end of input.
@@ -455,8 +449,10 @@ fn shown_message(m: &Message) -> String {
 
 fn skipped_line(key: &str, s: &Skipped) -> String {
     format!(
-        "warning: session {key:?}: skipped line {} ({}); the file is left as it is",
-        s.line, s.reason
+        "warning: session {}: skipped line {} ({}); the file is left as it is",
+        quoted(key),
+        s.line,
+        s.reason
     )
 }
 

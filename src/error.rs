@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 
 use crate::http::HttpError;
+use crate::secrets::quoted;
 
 /// Everything that can go wrong in clawft.
 #[derive(Debug)]
@@ -97,9 +98,9 @@ impl fmt::Display for Error {
             Error::Config(msg) => write!(f, "config: {msg}"),
             Error::Sandbox { path, reason } => write!(f, "refused path '{path}': {reason}"),
             Error::SessionKey { key, reason } => {
-                write!(f, "invalid session key {key:?}: {reason}")
+                write!(f, "invalid session key {}: {reason}", quoted(key))
             }
-            Error::NoSuchSession(key) => write!(f, "no session named {key:?}"),
+            Error::NoSuchSession(key) => write!(f, "no session named {}", quoted(key)),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
             Error::Http(err) => err.fmt(f),
             Error::InvalidApiKey {
@@ -150,8 +151,10 @@ impl fmt::Display for Error {
                 kept: Some(kept),
             } => write!(
                 f,
-                "the reply could not be saved to session {session:?} ({cause}); \
-                 the turn was kept as session {kept:?} (weft sessions show {kept})"
+                "the reply could not be saved to session {} ({cause}); \
+                 the turn was kept as session {} (weft sessions show {kept})",
+                quoted(session),
+                quoted(kept)
             ),
             Error::NotSaved {
                 session,
@@ -159,8 +162,9 @@ impl fmt::Display for Error {
                 kept: None,
             } => write!(
                 f,
-                "the reply could not be saved to session {session:?} ({cause}), \
-                 nor kept beside it; it exists only in the output above"
+                "the reply could not be saved to session {} ({cause}), \
+                 nor kept beside it; it exists only in the output above",
+                quoted(session)
             ),
         }
     }

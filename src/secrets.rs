@@ -76,17 +76,21 @@ impl Redactions {
         Redactions::default()
     }
 
-    /// Adds a secret, and each of its space-separated parts.
+    /// Adds a secret, and each of its space-separated parts. They are
+    /// kept longest first, so a key is removed whole before any part of it.
     pub fn add(&mut self, secret: &str) {
         let parts = std::iter::once(secret).chain(secret.split_whitespace());
         for part in parts {
             let part = part.trim();
             if part.len() >= MIN_REDACTED_BYTES && !self.0.iter().any(|s| s.expose() == part) {
-                self.0.push(Secret::new(part));
+                let at = self
+                    .0
+                    .iter()
+                    .position(|s| s.expose().len() < part.len())
+                    .unwrap_or(self.0.len());
+                self.0.insert(at, Secret::new(part));
             }
         }
-        // Longest first, so a key is removed whole before any part of it.
-        self.0.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
     }
 
     /// Adds a header's value if its name says it is a credential.
@@ -128,6 +132,12 @@ pub fn one_line(text: &str) -> String {
         Some((cut, _)) => format!("{}...", &flat[..cut]),
         None => flat.to_owned(),
     }
+}
+
+/// A name from outside (a session key) for a message: in quotes, on one
+/// line. (`{:?}` would do, at the cost of Unicode tables in the wasm build.)
+pub fn quoted(name: &str) -> String {
+    format!("'{}'", one_line(name))
 }
 
 /// A writer for a terminal that passes model text through with its

@@ -20,7 +20,7 @@ mod api;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::agent::{self, Notice, Sink};
+use crate::agent::{self, Event, Notice, Sink};
 use crate::config::{Config, Settings};
 use crate::conversation::{window, Message, Role};
 use crate::error::Error;
@@ -293,7 +293,7 @@ impl Gateway {
         }
 
         let sessions = Sessions::new(&self.home);
-        let mut conversation = match &session {
+        let conversation = match &session {
             Some(key) => {
                 let saved = sessions
                     .load_recent(key, settings.memory_window)
@@ -317,23 +317,25 @@ impl Gateway {
         let mut streaming = false;
         let result = self.run(
             &settings,
-            &tools,
-            &mut conversation,
+            tools,
+            conversation,
             &answer,
             out,
             &mut streaming,
             served,
         );
         // Saved whole, or not at all, before the answer ends.
-        let result = result.and_then(|()| match &session {
-            Some(key) => agent::save(&sessions, key, &conversation[start..]),
-            None => Ok(()),
+        let result = result.and_then(|conversation| {
+            if let Some(key) = &session {
+                agent::save(&sessions, key, &conversation[start..])?;
+            }
+            Ok(conversation)
         });
         match (result, body.stream) {
-            (Ok(()), false) => answer
+            (Ok(conversation), false) => answer
                 .finish_whole(out, &conversation[start..])
                 .map_err(ApiError::io)?,
-            (Ok(()), true) => {
+            (Ok(_), true) => {
                 if !streaming {
                     answer.start_stream(out).map_err(ApiError::io)?;
                 }
@@ -360,13 +362,13 @@ impl Gateway {
     fn run(
         &self,
         settings: &Settings,
-        tools: &Toolbox,
-        conversation: &mut Vec<Message>,
+        tools: Toolbox,
+        conversation: Vec<Message>,
         answer: &api::Answer,
         out: &mut dyn Respond,
         streaming: &mut bool,
         served: &mut Served,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Message>, Error> {
         let stream = answer.stream;
         let mut calls = 0;
         let result = agent::respond(
@@ -386,14 +388,14 @@ impl Gateway {
                     answer.chunk(out, text).map_err(Error::Output)
                 },
                 notice: &mut |n: Notice<'_>| {
-                    if let Notice::Tool { .. } = n {
+                    if let Notice::Turn(Event::Tool { .. }) = n {
                         calls += 1;
                     }
                 },
             },
         );
         served.tool_calls = calls;
-        result.map(drop)
+        result
     }
 }
 

@@ -239,45 +239,24 @@ impl Failure {
     }
 }
 
-/// Reads a reply. Text is handed to `on_text` as it arrives (once, whole,
-/// when not streaming). A reply with neither text nor tool calls is an
-/// error, never saved.
+/// Reads a reply, handing text to `on_text` as it arrives (see [`Reader`]).
 pub fn read_reply(
     settings: &Settings,
-    mut response: Response,
+    response: Response,
     stream: bool,
     on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
 ) -> Result<Reply, Error> {
-    let provider = &settings.provider;
-    if !(200..300).contains(&response.status) {
-        return Err(status_error(provider, response));
+    let mut reader = Reader::new(settings, response, stream)?;
+    while let Some(text) = reader.next_text()? {
+        on_text(&text)?;
     }
-    let is_sse = response
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("text/event-stream"));
-    let reply = if stream && is_sse {
-        stream::read(settings, response, on_text)?
-    } else {
-        // Also the path for a server that ignores `"stream": true`.
-        let body = response.read_to_end(MAX_REPLY_BYTES).map_err(Error::Http)?;
-        let reply = provider
-            .protocol
-            .wire()
-            .complete(&body)
-            .map_err(|detail| bad_reply(provider, &detail))?;
-        if !reply.text.trim().is_empty() {
-            on_text(&reply.text)?;
-        }
-        reply
-    };
-    if reply.text.trim().is_empty() && reply.calls.is_empty() {
-        return Err(bad_reply(provider, "the reply has no text"));
-    }
-    Ok(reply)
+    reader.finish()
 }
 
+pub use stream::Reader;
+
 /// Turns a non-success response into the error a user can act on.
-fn status_error(provider: &Provider, mut response: Response) -> Error {
+pub(crate) fn status_error(provider: &Provider, mut response: Response) -> Error {
     let status = response.status;
     let retry_after = crate::retry::retry_after(&response.headers, std::time::SystemTime::now());
     // The first 64 KiB are enough to find a message; a longer body is not an
@@ -365,7 +344,7 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn bad_reply(provider: &Provider, detail: &str) -> Error {
+pub(crate) fn bad_reply(provider: &Provider, detail: &str) -> Error {
     Error::BadReply {
         provider: provider.name.clone(),
         detail: clean(provider, detail),

@@ -1,90 +1,217 @@
-//! Reading a streamed reply: SSE events from the body, each handed to the
-//! protocol's [`Decoder`], text shown as it arrives, bounds enforced; and
-//! [`Pieces`], which joins text that arrives in pieces, repairing what a
-//! re-chunking proxy broke.
+//! Reading a reply as it arrives: [`Reader`] hands out its text piece by
+//! piece (SSE events through the protocol's [`Decoder`], bounds enforced;
+//! a whole body at once), and [`Pieces`] joins text that arrives in
+//! pieces, repairing what a re-chunking proxy broke.
 
-use super::{bad_reply, clean, max_stream_events, Fault, Reply, MAX_REPLY_BYTES, MAX_STREAM_BYTES};
-use crate::config::Settings;
+use std::collections::VecDeque;
+
+use super::{
+    bad_reply, clean, max_stream_events, status_error, Decoder, Fault, Reply, MAX_REPLY_BYTES,
+    MAX_STREAM_BYTES,
+};
+use crate::config::{Provider, Settings};
 use crate::error::Error;
 use crate::http::{HttpError, Response};
 use crate::sse::{Event, SseParser};
 
-/// Reads events until the provider says the reply is complete (then
-/// stops, whether or not the server closes) or the body ends.
-pub(super) fn read(
-    settings: &Settings,
-    mut response: Response,
-    on_text: &mut dyn FnMut(&str) -> Result<(), Error>,
-) -> Result<Reply, Error> {
-    let provider = &settings.provider;
-    let interrupted = |detail: &str| Error::StreamInterrupted {
+/// A reply being read. [`Reader::next_text`] gives each piece of text as
+/// it arrives and `None` once the provider said the reply is complete
+/// (then stops, whether or not the server closes); [`Reader::finish`] gives
+/// the whole reply. A reply with neither text nor tool calls is an error,
+/// never saved.
+pub struct Reader {
+    provider: Provider,
+    response: Response,
+    body: Body,
+}
+
+enum Body {
+    Stream(Box<StreamState>),
+    /// A whole body: its reply, until its text was handed out.
+    Whole(Option<Reply>, bool),
+    Done(Reply),
+}
+
+struct StreamState {
+    decoder: Box<dyn Decoder>,
+    parser: SseParser,
+    events: VecDeque<Event>,
+    received: usize,
+    shown: usize,
+    count: usize,
+    max_events: usize,
+    ended: bool,
+}
+
+impl Reader {
+    /// Starts on a response: a failure status is the error it says; a
+    /// whole body (also from a server that ignores `"stream": true`) is read
+    /// at once.
+    pub fn new(settings: &Settings, mut response: Response, stream: bool) -> Result<Reader, Error> {
+        let provider = &settings.provider;
+        if !(200..300).contains(&response.status) {
+            return Err(status_error(provider, response));
+        }
+        let is_sse = response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"));
+        let body = if stream && is_sse {
+            Body::Stream(Box::new(StreamState {
+                decoder: provider.protocol.wire().decoder(),
+                parser: SseParser::default(),
+                events: VecDeque::new(),
+                received: 0,
+                shown: 0,
+                count: 0,
+                max_events: max_stream_events(settings.max_tokens),
+                ended: false,
+            }))
+        } else {
+            let bytes = response.read_to_end(MAX_REPLY_BYTES).map_err(Error::Http)?;
+            let reply = provider
+                .protocol
+                .wire()
+                .complete(&bytes)
+                .map_err(|detail| bad_reply(provider, &detail))?;
+            Body::Whole(Some(reply), false)
+        };
+        Ok(Reader {
+            provider: provider.clone(),
+            response,
+            body,
+        })
+    }
+
+    /// The next piece of text, or `None` when the reply is complete.
+    pub fn next_text(&mut self) -> Result<Option<String>, Error> {
+        match &mut self.body {
+            Body::Whole(reply, given) => {
+                let text = reply.as_ref().map(|r| r.text.clone()).unwrap_or_default();
+                if *given || text.trim().is_empty() {
+                    return Ok(None);
+                }
+                *given = true;
+                Ok(Some(text))
+            }
+            Body::Done(_) => Ok(None),
+            Body::Stream(state) => {
+                let provider = &self.provider;
+                loop {
+                    if let Some(event) = state.events.pop_front() {
+                        let step = state.take(provider, &event)?;
+                        if step.done {
+                            let Body::Stream(state) =
+                                std::mem::replace(&mut self.body, Body::Whole(None, true))
+                            else {
+                                unreachable!("matched above");
+                            };
+                            let reply = state.finish(provider)?;
+                            self.body = Body::Done(reply);
+                            return Ok((!step.text.is_empty()).then_some(step.text));
+                        }
+                        if !step.text.is_empty() {
+                            return Ok(Some(step.text));
+                        }
+                        continue;
+                    }
+                    if state.ended {
+                        return Err(interrupted(
+                            provider,
+                            "closed the stream before the reply was complete",
+                        ));
+                    }
+                    state.fill(provider, &mut self.response)?;
+                }
+            }
+        }
+    }
+
+    /// The complete reply, once [`Reader::next_text`] returned `None`.
+    pub fn finish(mut self) -> Result<Reply, Error> {
+        while self.next_text()?.is_some() {}
+        let reply = match self.body {
+            Body::Whole(reply, _) => reply.unwrap_or_default(),
+            Body::Done(reply) => reply,
+            Body::Stream(_) => unreachable!("read to the end above"),
+        };
+        if reply.text.trim().is_empty() && reply.calls.is_empty() {
+            return Err(bad_reply(&self.provider, "the reply has no text"));
+        }
+        Ok(reply)
+    }
+}
+
+fn interrupted(provider: &Provider, detail: &str) -> Error {
+    Error::StreamInterrupted {
         provider: provider.name.clone(),
         detail: clean(provider, detail),
-    };
-    let mut decoder = provider.protocol.wire().decoder();
-    let mut parser = SseParser::default();
-    let mut events: Vec<Event> = Vec::new();
-    let (mut received, mut shown, mut count) = (0usize, 0usize, 0usize);
-    let max_events = max_stream_events(settings.max_tokens);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut done = false;
-    while !done {
+    }
+}
+
+impl StreamState {
+    /// Reads more of the body into events; at its end, the last event
+    /// without its blank line still counts.
+    fn fill(&mut self, provider: &Provider, response: &mut Response) -> Result<(), Error> {
+        let mut buf = [0u8; 16 * 1024];
         let n = match response.body.read(&mut buf) {
             Ok(n) => n,
             Err(timeout @ HttpError::Timeout { .. }) => return Err(Error::Http(timeout)),
-            Err(err) => return Err(interrupted(&format!("broke off the reply: {err}"))),
+            Err(err) => {
+                return Err(interrupted(
+                    provider,
+                    &format!("broke off the reply: {err}"),
+                ))
+            }
         };
+        let mut events = Vec::new();
         if n == 0 {
-            // A last event without its closing blank line still counts.
-            events.extend(parser.finish());
+            events.extend(self.parser.finish());
+            self.ended = true;
         } else {
-            received += n;
-            if received > MAX_STREAM_BYTES {
+            self.received += n;
+            if self.received > MAX_STREAM_BYTES {
                 let detail = format!("the stream is longer than {MAX_STREAM_BYTES} bytes");
                 return Err(bad_reply(provider, &detail));
             }
-            parser
+            self.parser
                 .push(&buf[..n], &mut events)
                 .map_err(|e| bad_reply(provider, &e.to_string()))?;
         }
-        for event in events.drain(..) {
-            if done {
-                break;
-            }
-            count += 1;
-            if count > max_events {
-                let detail = format!("more than {max_events} events in one reply");
-                return Err(bad_reply(provider, &detail));
-            }
-            let step = decoder.event(&event).map_err(|fault| match fault {
-                Fault::Bad(detail) => bad_reply(provider, &detail),
-                Fault::Failed(failure) => Error::ProviderError {
-                    provider: provider.name.clone(),
-                    message: clean(provider, &failure.message),
-                    kind: failure.kind,
-                },
-            })?;
-            if !step.text.is_empty() {
-                shown += step.text.len();
-                if shown > MAX_REPLY_BYTES {
-                    let detail = format!("the reply is longer than {MAX_REPLY_BYTES} bytes");
-                    return Err(bad_reply(provider, &detail));
-                }
-                on_text(&step.text)?;
-            }
-            done = step.done;
-        }
-        if n == 0 && !done {
-            return Err(interrupted(
-                "closed the stream before the reply was complete",
-            ));
-        }
+        self.events.extend(events);
+        Ok(())
     }
-    let mut reply = decoder
-        .finish()
-        .map_err(|detail| bad_reply(provider, &detail))?;
-    reply.repaired += parser.repaired();
-    Ok(reply)
+
+    /// Hands one event to the decoder, within the bounds.
+    fn take(&mut self, provider: &Provider, event: &Event) -> Result<super::Step, Error> {
+        self.count += 1;
+        if self.count > self.max_events {
+            let detail = format!("more than {} events in one reply", self.max_events);
+            return Err(bad_reply(provider, &detail));
+        }
+        let step = self.decoder.event(event).map_err(|fault| match fault {
+            Fault::Bad(detail) => bad_reply(provider, &detail),
+            Fault::Failed(failure) => Error::ProviderError {
+                provider: provider.name.clone(),
+                message: clean(provider, &failure.message),
+                kind: failure.kind,
+            },
+        })?;
+        self.shown += step.text.len();
+        if self.shown > MAX_REPLY_BYTES {
+            let detail = format!("the reply is longer than {MAX_REPLY_BYTES} bytes");
+            return Err(bad_reply(provider, &detail));
+        }
+        Ok(step)
+    }
+
+    fn finish(self, provider: &Provider) -> Result<Reply, Error> {
+        let mut reply = self
+            .decoder
+            .finish()
+            .map_err(|detail| bad_reply(provider, &detail))?;
+        reply.repaired += self.parser.repaired();
+        Ok(reply)
+    }
 }
 
 /// Text that arrives in pieces (a reply's text, a tool call's arguments),

@@ -195,8 +195,9 @@ pub fn make_room(dir: &Path, path: &Path) -> Result<(), Error> {
     };
     let conflict = || {
         let why = format!(
-            "{twin} (session {key:?}) differs from this name only in case, which this \
-             filesystem ignores"
+            "{twin} (session {}) differs from this name only in case, which this \
+             filesystem ignores",
+            crate::secrets::quoted(&key)
         );
         Error::io(
             path.display(),

@@ -167,6 +167,7 @@ pub struct Outcome {
 }
 
 /// The tools one turn offers, ready to run.
+#[derive(Debug, Clone)]
 pub struct Toolbox {
     settings: ToolSettings,
     offered: Vec<&'static Spec>,
