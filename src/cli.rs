@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use crate::agent::{self, print, Event, Notice, Turn, MAX_MESSAGE_BYTES};
 use crate::config::{Config, Settings};
-use crate::conversation::{Message, Part};
+use crate::conversation::Message;
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{object, Json, Member};
@@ -33,6 +33,7 @@ Usage:
   weft sessions list | show KEY | rm KEY
   weft config check | show
   weft status
+  weft gateway [--listen ADDRESS:PORT]
   weft --help | --version
 
 Commands:
@@ -44,6 +45,11 @@ Commands:
   sessions   List, print or delete the conversations kept in the home directory.
   config     Check the configuration, or show it with secrets hidden.
   status     Print version, platform, HTTP support and home directory as JSON.
+  gateway    Serve the OpenAI-compatible API (POST /v1/chat/completions,
+             GET /v1/models, /healthz, /readyz) on 127.0.0.1:8080 or --listen,
+             until SIGTERM or SIGINT. Clients send Authorization: Bearer TOKEN
+             when $CLAWFT_GATEWAY_TOKEN or gateway.tokens is set; an address
+             other than loopback needs one.
 
 Options for agent:
   -m, --message TEXT         the message to send
@@ -77,6 +83,9 @@ pub enum Command {
     ConfigCheck,
     ConfigShow,
     Status,
+    Gateway {
+        listen: String,
+    },
     Help,
     Version,
 }
@@ -102,6 +111,7 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" | "version" => Ok(Command::Version),
         "status" => no_more(Command::Status, &rest),
+        "gateway" => parse_gateway(&rest),
         "agent" => parse_agent(&rest),
         "sessions" => match rest.as_slice() {
             ["list", extra @ ..] => no_more(Command::SessionsList, extra),
@@ -119,6 +129,29 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         },
         other => Err(usage(format!("unknown command '{other}'"))),
     }
+}
+
+/// Where `weft gateway` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+fn parse_gateway(args: &[&str]) -> Result<Command, Error> {
+    let mut listen = DEFAULT_LISTEN.to_owned();
+    let mut args = args.iter();
+    while let Some(&arg) = args.next() {
+        match arg.split_once('=') {
+            Some(("--listen", value)) => listen = value.to_owned(),
+            _ if arg == "--listen" => match args.next() {
+                Some(value) => listen = (*value).to_owned(),
+                None => return Err(Error::Usage("--listen needs an address".into())),
+            },
+            _ => {
+                return Err(Error::Usage(format!(
+                    "unknown argument '{arg}' for gateway"
+                )))
+            }
+        }
+    }
+    Ok(Command::Gateway { listen })
 }
 
 fn parse_agent(args: &[&str]) -> Result<Command, Error> {
@@ -220,6 +253,7 @@ fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         Command::Help => print(out, HELP),
         Command::Version => print(out, &format!("weft {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Status => status(out),
+        Command::Gateway { listen } => gateway(&listen),
         Command::Agent {
             message,
             session,
@@ -429,22 +463,7 @@ fn read_stdin() -> Result<String, Error> {
 /// A message as `sessions show` prints it: a header line, then its text,
 /// its tool calls and results.
 fn shown_message(m: &Message) -> String {
-    let mut text = format!("[{}] {}\n", m.timestamp, m.role.name());
-    for part in &m.parts {
-        match part {
-            Part::Text(t) => text.push_str(t),
-            Part::Call(c) => text.push_str(&format!("-> {} {}", c.name, c.arguments)),
-            Part::Result(r) => {
-                let failed = if r.is_error { " (failed)" } else { "" };
-                text.push_str(&format!("<- {}{failed}\n{}", r.name, r.content));
-            }
-        }
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-    }
-    text.push('\n');
-    text
+    format!("[{}] {}\n{}\n", m.timestamp, m.role.name(), m.as_text())
 }
 
 fn skipped_line(key: &str, s: &Skipped) -> String {
@@ -456,9 +475,57 @@ fn skipped_line(key: &str, s: &Skipped) -> String {
     )
 }
 
+/// `weft gateway`: serves the OpenAI-compatible API until SIGTERM or
+/// SIGINT. A non-loopback address needs a client token.
+#[cfg(not(target_os = "wasi"))]
+fn gateway(listen: &str) -> Result<(), Error> {
+    use crate::gateway::{Gateway, Limits};
+    use crate::http::server::native::{serve, Options};
+
+    let address: std::net::SocketAddr = listen.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--listen needs an address and port, such as 127.0.0.1:8080, not '{listen}'"
+        ))
+    })?;
+    let home = Home::discover(env)?;
+    let config = Config::load(&home)?;
+    if !address.ip().is_loopback() && Gateway::tokens(&config, env).is_empty() {
+        return Err(Error::Config(format!(
+            "refusing to listen on {address} without a client token: set {} or gateway.tokens \
+             (only a loopback address may go without one)",
+            crate::gateway::TOKEN_ENV
+        )));
+    }
+    let limits = Limits::from_config(&config.gateway);
+    let gateway = Gateway::new(home, env, limits);
+    let options = Options {
+        listen: address,
+        limits,
+        workers: limits.max_connections,
+    };
+    serve(&gateway, &options, &|line: &str| {
+        let _ = writeln!(io::stderr(), "{line}");
+    })
+}
+
+/// Under WASI the gateway is its own component, served by the host.
+#[cfg(target_os = "wasi")]
+fn gateway(_listen: &str) -> Result<(), Error> {
+    Err(Error::Usage(
+        "in WebAssembly the gateway is weft-gateway.wasm, served by the host: \
+         wasmtime serve -S cli --dir HOME::/config weft-gateway.wasm"
+            .into(),
+    ))
+}
+
 /// `weft status`: version, platform, HTTP, home and whether the config
 /// resolves, as JSON.
 fn status(out: &mut dyn Write) -> Result<(), Error> {
+    print(out, &format!("{}\n", status_report().to_pretty_text()))
+}
+
+/// What `weft status` reports, as JSON.
+pub fn status_report() -> Json {
     let home = Home::discover(env);
     let config = match home.as_ref().map_err(|e| e.to_string()).and_then(|h| {
         Config::load(h)
@@ -473,7 +540,7 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
         ]),
         Err(e) => object([("ok", false.into()), ("error", e.into())]),
     };
-    let status = object([
+    object([
         ("name", "clawft".into()),
         ("version", env!("CARGO_PKG_VERSION").into()),
         ("platform", PLATFORM.into()),
@@ -490,8 +557,7 @@ fn status(out: &mut dyn Write) -> Result<(), Error> {
             home.as_ref().ok().map(|h| h.source().describe()).into(),
         ),
         ("config", config),
-    ]);
-    print(out, &format!("{}\n", status.to_pretty_text()))
+    ])
 }
 
 /// `weft config show`: the effective configuration, every secret replaced

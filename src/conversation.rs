@@ -100,6 +100,34 @@ impl Message {
         text
     }
 
+    /// The message as a person reads it: its text, each call as
+    /// `-> name arguments`, each result as `<- name` and its content; every
+    /// part ends a line.
+    pub fn as_text(&self) -> String {
+        let mut text = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => text.push_str(t),
+                Part::Call(c) => {
+                    text.push_str("-> ");
+                    text.push_str(&c.name);
+                    text.push(' ');
+                    text.push_str(&c.arguments);
+                }
+                Part::Result(r) => {
+                    text.push_str("<- ");
+                    text.push_str(&r.name);
+                    text.push_str(if r.is_error { " (failed)\n" } else { "\n" });
+                    text.push_str(&r.content);
+                }
+            }
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        text
+    }
+
     /// The tool calls this (assistant) message makes.
     pub fn calls(&self) -> impl Iterator<Item = &ToolCall> {
         self.parts.iter().filter_map(|p| match p {

@@ -31,6 +31,8 @@
 
 pub mod agent;
 pub mod cli;
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+pub mod component;
 pub mod config;
 pub mod conversation;
 pub mod error;

@@ -46,13 +46,28 @@ pub struct Limits {
     pub max_head: usize,
     /// Turns running at once; more are answered 429.
     pub max_turns: usize,
-    /// Connections open at once; more wait to be accepted.
+    /// Connections open at once; more are answered 503 at once.
     pub max_connections: usize,
     /// How long a client may take to send its request, and to take each
     /// piece of the answer, in seconds.
     pub io_timeout_secs: u64,
     /// How long in-flight turns may finish after SIGTERM, in seconds.
     pub grace_secs: u64,
+}
+
+impl Limits {
+    /// The defaults, with what the `gateway` section of the config sets.
+    pub fn from_config(config: &crate::config::GatewayConfig) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_body: config.max_body_bytes.unwrap_or(d.max_body),
+            max_head: d.max_head,
+            max_turns: config.max_concurrent_turns.unwrap_or(d.max_turns),
+            max_connections: config.max_connections.unwrap_or(d.max_connections),
+            io_timeout_secs: config.io_timeout_secs.unwrap_or(d.io_timeout_secs),
+            grace_secs: config.grace_secs.unwrap_or(d.grace_secs),
+        }
+    }
 }
 
 impl Default for Limits {

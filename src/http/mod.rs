@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod client;
+pub mod server;
 
 pub use client::{send, AVAILABLE};
 

@@ -1,0 +1,208 @@
+//! The agent as a library component (`wit/clawft.wit`): the exported
+//! `clawft:agent/agent` interface, for any WASI 0.2 host to call. The
+//! same core as the command: config and sessions from the preopened home,
+//! the provider through `wasi:http`, the turn engine of [`crate::agent`].
+//!
+//! The binary that ships it calls [`export!`](crate::export_library) with
+//! [`Library`]; this module only implements the interface.
+
+use std::cell::RefCell;
+
+use crate::agent::{self, Event, Run};
+use crate::config::Config;
+use crate::error::Error as Failure;
+use crate::home::Home;
+use crate::http::HttpError;
+use crate::session::Sessions;
+use crate::tools::{Caller, Toolbox};
+
+wit_bindgen::generate!({
+    world: "library",
+    path: "wit",
+    pub_export_macro: true,
+    export_macro_name: "export_library",
+    default_bindings_module: "clawft::component",
+});
+
+use exports::clawft::agent::agent::{
+    Error, Guest, GuestTurnStream, Message, Options, ProviderStatus, SessionInfo, TurnRequest,
+    TurnStream,
+};
+
+/// The implementation of `clawft:agent/agent`.
+pub struct Library;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Every agent error as the interface's case for it.
+impl From<Failure> for Error {
+    fn from(err: Failure) -> Error {
+        let text = err.to_string();
+        let status = |provider: String, status: u16, message: String| ProviderStatus {
+            provider,
+            status,
+            message,
+        };
+        match err {
+            Failure::Usage(_) | Failure::SessionKey { .. } => Error::Usage(text),
+            Failure::Config(_) => Error::Config(text),
+            Failure::NoSuchSession(_) => Error::NoSuchSession(text),
+            Failure::Http(HttpError::Timeout { .. }) => Error::Timeout(text),
+            Failure::Http(_) => Error::HttpUnavailable(text),
+            Failure::InvalidApiKey {
+                provider,
+                status: code,
+                message,
+            } => Error::InvalidApiKey(status(provider, code, message)),
+            Failure::Status {
+                provider,
+                status: code,
+                message,
+                ..
+            } => Error::ProviderStatus(status(provider, code, message)),
+            Failure::ProviderError { .. }
+            | Failure::BadReply { .. }
+            | Failure::StreamInterrupted { .. } => Error::ProviderReply(text),
+            Failure::ToolLimit { .. } | Failure::ToolRepeat { .. } => Error::ToolLimit(text),
+            Failure::Sandbox { .. }
+            | Failure::Io { .. }
+            | Failure::Output(_)
+            | Failure::NotSaved { .. }
+            | Failure::TurnsFailed { .. } => Error::Storage(text),
+        }
+    }
+}
+
+/// A turn ready to run: its engine and where to save it.
+struct Prepared {
+    run: Run,
+    home: Home,
+    session: String,
+    /// The user's message, first of what the turn adds.
+    start: usize,
+}
+
+fn prepare(request: TurnRequest) -> Result<Prepared, Failure> {
+    let TurnRequest {
+        session,
+        message,
+        options: Options {
+            model,
+            stream,
+            tools,
+        },
+    } = request;
+    let home = Home::discover(env)?;
+    let config = Config::load(&home)?;
+    let settings = config.settings(model.as_deref(), env)?;
+    settings.provider.require_key()?;
+    let tool_settings = config.tool_settings(&home, env);
+    let toolbox = if tools {
+        Toolbox::new(&tool_settings, Caller::Cli)
+    } else {
+        Toolbox::none(&tool_settings)
+    };
+    let sessions = Sessions::new(&home);
+    let conversation = agent::history(&sessions, &settings, &session, &message, &mut |_| {})?;
+    let start = conversation.len() - 1;
+    Ok(Prepared {
+        run: Run::new(settings, toolbox, conversation, stream),
+        home,
+        session,
+        start,
+    })
+}
+
+impl Prepared {
+    /// The next piece of text, or `None` once the turn is complete and saved.
+    fn next_text(&mut self) -> Result<Option<String>, Failure> {
+        while let Some(event) = self.run.next()? {
+            if let Event::Text(text) = event {
+                return Ok(Some(text));
+            }
+        }
+        let added = &self.run.conversation()[self.start..];
+        agent::save(&Sessions::new(&self.home), &self.session, added)?;
+        Ok(None)
+    }
+}
+
+impl Guest for Library {
+    type TurnStream = Stream;
+
+    fn turn(request: TurnRequest) -> Result<String, Error> {
+        let mut turn = prepare(request)?;
+        let mut reply = String::new();
+        while let Some(text) = turn.next_text()? {
+            reply.push_str(&text);
+        }
+        Ok(reply)
+    }
+
+    fn start_turn(request: TurnRequest) -> Result<TurnStream, Error> {
+        let turn = prepare(request)?;
+        Ok(TurnStream::new(Stream(RefCell::new(Some(turn)))))
+    }
+
+    fn list_sessions() -> Result<Vec<SessionInfo>, Error> {
+        let home = Home::discover(env)?;
+        let listing = Sessions::new(&home).list()?;
+        Ok(listing
+            .sessions
+            .into_iter()
+            .map(|s| SessionInfo {
+                key: s.key,
+                messages: u32::try_from(s.messages).unwrap_or(u32::MAX),
+                updated: s.updated,
+            })
+            .collect())
+    }
+
+    fn show_session(key: String) -> Result<Vec<Message>, Error> {
+        let home = Home::discover(env)?;
+        let session = Sessions::new(&home).load(&key)?;
+        if !session.exists {
+            return Err(Failure::NoSuchSession(key).into());
+        }
+        Ok(session
+            .messages
+            .iter()
+            .map(|m| Message {
+                role: m.role.name().to_owned(),
+                text: m.as_text(),
+                timestamp: m.timestamp.clone(),
+            })
+            .collect())
+    }
+
+    fn remove_session(key: String) -> Result<(), Error> {
+        let home = Home::discover(env)?;
+        Ok(Sessions::new(&home).remove(&key)?)
+    }
+
+    fn status() -> String {
+        crate::cli::status_report().to_pretty_text()
+    }
+}
+
+/// A running turn. Methods take `&self`, so the turn sits in a cell; it
+/// is gone once finished or failed, and a dropped stream saves nothing.
+pub struct Stream(RefCell<Option<Prepared>>);
+
+impl GuestTurnStream for Stream {
+    fn next(&self) -> Result<Option<String>, Error> {
+        let mut slot = self.0.borrow_mut();
+        let Some(turn) = slot.as_mut() else {
+            return Ok(None);
+        };
+        match turn.next_text() {
+            Ok(Some(text)) => Ok(Some(text)),
+            done => {
+                *slot = None;
+                Ok(done?)
+            }
+        }
+    }
+}
