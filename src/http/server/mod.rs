@@ -9,3 +9,6 @@
 
 #[cfg(not(target_os = "wasi"))]
 pub mod native;
+
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+pub mod wasip2;
