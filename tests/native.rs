@@ -226,3 +226,13 @@ mod tools {
         check(t::exec(&weft(), &Server::start()));
     }
 }
+
+#[test]
+fn terminal_escapes_are_neutralised_on_a_terminal_only() {
+    check(s::terminal_escapes(&weft(), &Server::start()));
+}
+
+#[test]
+fn nanobot_config_files_work_unchanged() {
+    check(s::nanobot_config(&weft(), &Server::start()));
+}

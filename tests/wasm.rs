@@ -280,3 +280,13 @@ mod tools {
         ));
     }
 }
+
+#[test]
+fn wasip2_terminal_escapes_are_neutralised_on_a_terminal_only() {
+    check(s::terminal_escapes(&Weft::wasip2(), &Server::start()));
+}
+
+#[test]
+fn wasip2_nanobot_config_files_work_unchanged() {
+    check(s::nanobot_config(&Weft::wasip2(), &Server::start()));
+}

@@ -19,6 +19,7 @@
 //! | `close-mid-body` | promises a JSON body, sends half, hangs up              |
 //! | `malformed`  | answers 200 with broken JSON (in SSE data when streaming)   |
 //! | `bad-utf8`   | answers 200 with bytes that are not UTF-8                   |
+//! | `escapes`    | replies with terminal escapes (bold, an OSC 52 clipboard write) |
 //! | `split-surrogate` | streams an emoji as two `\u` halves in two events      |
 //! | `endless`    | streams text events until the client gives up               |
 //! | `model`      | a scripted model for tool conversations (see [`crate::model`]) |
@@ -103,6 +104,10 @@ impl Recorded {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
+
+/// What the `escapes` scenario answers: formatting a terminal may show,
+/// and an OSC 52 clipboard write it must not.
+pub const ESCAPES_REPLY: &str = "\u{1b}[1mbold\u{1b}[0m \u{1b}]52;c;cHduZWQ=\u{7}safe text";
 
 /// The test CA, PEM: trust it (`SSL_CERT_FILE`) to talk to [`Server::start_tls`].
 pub const TEST_CA_PEM: &str = include_str!("../certs/ca.pem");
@@ -496,6 +501,10 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
             b"{\"choices\":[{\"message\":{\"content\":\"\xff\xfe\"}}]}",
         ),
         "endless" => send_endless(stream, wire),
+        "escapes" if wants_stream => {
+            send_stream(stream, wire, ESCAPES_REPLY, None, false, &request.sent)
+        }
+        "escapes" => send_json(stream, 200, &complete_body(wire, ESCAPES_REPLY)),
         _ if !wants_stream => send_json(stream, 200, &complete_body(wire, &reply)),
         _ => {
             let stall = scenario
