@@ -397,7 +397,10 @@ pub fn nanobot_config(weft: &Weft, server: &Server) -> Outcome {
     )
     .map_err(|e| e.to_string())?;
     let base = server.base("ok");
-    let cases: [(&str, Value, &[(&str, &str)], &str, &str); 3] = [
+    // Name, the edits to the onboard file, the environment, where the
+    // request must go, and the model it must carry.
+    type Case<'a> = (&'a str, Value, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 3] = [
         (
             "auto",
             json!({"providers": {"anthropic": {"apiBase": base}}}),
