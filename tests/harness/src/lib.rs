@@ -10,7 +10,9 @@
 //! - [`scenarios`]: the end-to-end checks, written once for every build;
 //! - [`tools`]: tool conversations against the scripted model;
 //! - [`faults`]: the same for retries, broken replies, bounds, secrets and
-//!   concurrent writers.
+//!   concurrent writers;
+//! - [`gateway`]: runs `weft gateway` natively or under `wasmtime serve`, a
+//!   raw HTTP/1.1 client for it, and the OpenAI SDK scripts' runner.
 
 /// Returns `Err(message)` from a scenario unless the condition holds.
 macro_rules! ensure {
@@ -22,6 +24,7 @@ macro_rules! ensure {
 }
 
 pub mod faults;
+pub mod gateway;
 pub mod model;
 pub mod proxy;
 pub mod scenarios;
