@@ -45,7 +45,14 @@ impl Wire for Anthropic {
     fn body(&self, settings: &Settings, ask: &Ask<'_>) -> Json {
         let mut messages: Vec<Json> = Vec::with_capacity(ask.history.len());
         let mut results: Vec<Json> = Vec::new();
+        // System messages (a gateway client sends them) join the top-level
+        // system prompt: Anthropic has no system role in `messages`.
+        let mut system: Vec<String> = settings.system_prompt.iter().cloned().collect();
         for message in ask.history.iter().filter(|m| m.is_sendable()) {
+            if message.role == Role::System {
+                system.push(message.joined_text());
+                continue;
+            }
             if message.role == Role::Tool {
                 // Every result of one round goes in the one user message after the calls.
                 results.extend(message.results().map(|r| {
@@ -73,8 +80,8 @@ impl Wire for Anthropic {
             Member::new("model", settings.model.as_str()),
             Member::new("max_tokens", u64::from(settings.max_tokens)),
         ];
-        if let Some(system) = &settings.system_prompt {
-            body.push(Member::new("system", system.as_str()));
+        if !system.is_empty() {
+            body.push(Member::new("system", system.join("\n\n")));
         }
         body.push(Member::new("messages", messages));
         body.push(Member::new("stream", ask.stream));
@@ -426,6 +433,20 @@ mod tests {
         let headers = Anthropic.auth_headers(Some(&Secret::new("k")));
         assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
         assert!(headers.contains(&("x-api-key".into(), "k".into())));
+    }
+
+    #[test]
+    fn system_messages_in_the_history_join_the_system_prompt() {
+        let history = [
+            Message::text(Role::System, "Answer in French."),
+            Message::text(Role::User, "hi"),
+        ];
+        let json = body_json(&history, &[], true);
+        assert_eq!(json["system"], "Be brief.\n\nAnswer in French.");
+        assert_eq!(
+            json["messages"],
+            serde_json::json!([{"role": "user", "content": "hi"}])
+        );
     }
 
     #[test]
