@@ -5,6 +5,8 @@
 //!   Anthropic protocols, with scenarios for errors, slowness and cut streams;
 //! - [`weft`]: runs the native binary, the wasip2 component or the wasip1
 //!   module (both in the wasmtime CLI) against a temporary home;
+//! - [`hosts`]: the library component in the hosts that embed it (the
+//!   wasmtime CLI's `--invoke`, Python, Node through jco), and `jco run`;
 //! - [`model`]: a scripted model for tool conversations;
 //! - [`proxy`]: a `CONNECT` proxy, to prove `HTTPS_PROXY` is honoured;
 //! - [`scenarios`]: the end-to-end checks, written once for every build;
@@ -25,6 +27,7 @@ macro_rules! ensure {
 
 pub mod faults;
 pub mod gateway;
+pub mod hosts;
 pub mod model;
 pub mod proxy;
 pub mod scenarios;
