@@ -171,7 +171,7 @@ impl Guest for Library {
             .iter()
             .map(|m| Message {
                 role: m.role.name().to_owned(),
-                text: m.as_text(),
+                text: m.as_text().trim_end_matches('\n').to_owned(),
                 timestamp: m.timestamp.clone(),
             })
             .collect())
