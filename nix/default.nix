@@ -27,10 +27,12 @@ let
   cargoToml = builtins.fromTOML (builtins.readFile ../Cargo.toml);
 
   # Exactly what cargo and the tests read: the manifests and lock file, the
-  # build script, the Rust sources and all of tests/ (the harness and its
-  # certificates, and the fixtures, symlinks kept as symlinks, which the
-  # unit tests read too). Editing anything else (docs, scripts, benches,
-  # fuzz targets, Nix files, the workflows, README) rebuilds nothing.
+  # build script, the Rust sources, the WIT world the library component
+  # exports (wit_bindgen reads wit/ at compile time) and all of tests/ (the
+  # harness and its certificates, the host programs, and the fixtures,
+  # symlinks kept as symlinks, which the unit tests read too). Editing
+  # anything else (docs, scripts, examples, benches, fuzz targets, Nix
+  # files, the workflows, README) rebuilds nothing.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
@@ -38,6 +40,7 @@ let
       ../Cargo.lock
       ../build.rs
       ../src
+      ../wit
       ../tests
     ];
   };

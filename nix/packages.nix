@@ -12,9 +12,9 @@
   staticSets,
 }:
 let
-  # Ship the wasm-opt'ed component and module (see `component` below): it
-  # earns its bytes (-14.5% raw, -6.4% gzip -9 against the same build
-  # without it; docs/benchmarks.md) and passes the whole test suite.
+  # Ship the wasm-opt'ed components and module (see `component` below): it
+  # earns its bytes (weft.wasm: -14.5% raw, -6.4% gzip -9 against the same
+  # build without it; docs/benchmarks.md) and passes the whole test suite.
   optimizeComponent = true;
 
   # What decides how the code compiles: shared by a target's dependency
@@ -40,59 +40,48 @@ let
     );
 
   # --- WebAssembly -----------------------------------------------------------
-  # Both install $out/weft.wasm, the same pipeline as scripts/build. For
-  # wasm32-wasip2 rustc links the component itself (wasm-component-ld ships
-  # with the toolchain) unless the optimised variant asks for the core module.
-  wasmModule =
-    {
-      pname,
-      target,
-      optimize ? false,
-    }:
-    withDeps craneLib
-      (
-        product
-        // {
-          inherit pname;
-          CARGO_BUILD_TARGET = target;
-        }
-      )
-      {
-        nativeBuildInputs = lib.optional optimize pkgs.binaryen;
-        doNotPostBuildInstallCargoBinaries = true;
-        installPhaseCommand =
-          let
-            built = "\${CARGO_TARGET_DIR:-target}/${target}/release/weft.wasm";
-          in
-          if optimize then
-            ''
-              mkdir -p $out
-              wasm-opt -Oz ${wasmOptFlags} ${built} -o $out/weft.wasm
-            ''
-          else
-            ''
-              install -D -m 0644 ${built} $out/weft.wasm
-            '';
-      };
+  # The same pipeline as scripts/build. wasm32-wasip2 ships three components,
+  # each installed as $out/<bin>.wasm: the command (weft), the library
+  # (clawft-agent) and the wasi:http gateway (weft-gateway); the last two
+  # need the `component` feature (required-features in Cargo.toml).
+  # wasm32-wasip1 ships the command module alone, $out/weft.wasm.
+  components = [
+    "weft"
+    "clawft-agent"
+    "weft-gateway"
+  ];
+  wasip2 = product // {
+    CARGO_BUILD_TARGET = "wasm32-wasip2";
+    cargoExtraArgs =
+      "--locked -p clawft --features component "
+      + lib.concatMapStringsSep " " (bin: "--bin ${bin}") components;
+  };
+  builtWasm = target: "\${CARGO_TARGET_DIR:-target}/${target}/release";
 
-  # The component, optionally through wasm-opt. wasm-opt cannot read
-  # components, so the linker stops at the core module (--skip-wit-component),
-  # wasm-opt shrinks that with the features Rust enables, and wasm-tools wraps
-  # it into the component.
+  # The components, optionally through wasm-opt. Unoptimised, rustc links
+  # each component itself (wasm-component-ld ships with the toolchain).
+  # Optimised: wasm-opt cannot read components, so the linker stops at the
+  # core module (--skip-wit-component), wasm-opt shrinks that with the
+  # features Rust enables, and wasm-tools wraps it into the component (the
+  # library's exported interface travels in a custom section wit-bindgen
+  # embeds) and strips it.
   component =
     optimize:
     if !optimize then
-      wasmModule {
-        pname = "clawft-wasm";
-        target = "wasm32-wasip2";
+      withDeps craneLib (wasip2 // { pname = "clawft-wasm"; }) {
+        doNotPostBuildInstallCargoBinaries = true;
+        installPhaseCommand = ''
+          for name in ${lib.concatStringsSep " " components}; do
+            install -D -m 0644 ${builtWasm "wasm32-wasip2"}/$name.wasm $out/$name.wasm
+          done
+        '';
       }
     else
       withDeps craneLib
         (
-          product
+          wasip2
           // {
             pname = "clawft-wasm-opt";
-            CARGO_BUILD_TARGET = "wasm32-wasip2";
             CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS = "-C link-arg=--skip-wit-component";
           }
         )
@@ -104,12 +93,32 @@ let
           doNotPostBuildInstallCargoBinaries = true;
           installPhaseCommand = ''
             mkdir -p $out
-            wasm-opt -Oz ${wasmOptFlags} \
-              ''${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/weft.wasm -o core.wasm
-            wasm-tools component new core.wasm -o component.wasm
-            wasm-tools strip --all component.wasm -o $out/weft.wasm
+            for name in ${lib.concatStringsSep " " components}; do
+              wasm-opt -Oz ${wasmOptFlags} ${builtWasm "wasm32-wasip2"}/$name.wasm -o $name.core.wasm
+              wasm-tools component new $name.core.wasm -o $name.component.wasm
+              wasm-tools strip --all $name.component.wasm -o $out/$name.wasm
+            done
           '';
         };
+
+  # The wasip1 module, through wasm-opt.
+  module =
+    withDeps craneLib
+      (
+        product
+        // {
+          pname = "clawft-wasm-p1";
+          CARGO_BUILD_TARGET = "wasm32-wasip1";
+        }
+      )
+      {
+        nativeBuildInputs = [ pkgs.binaryen ];
+        doNotPostBuildInstallCargoBinaries = true;
+        installPhaseCommand = ''
+          mkdir -p $out
+          wasm-opt -Oz ${wasmOptFlags} ${builtWasm "wasm32-wasip1"}/weft.wasm -o $out/weft.wasm
+        '';
+      };
 
   # The features rustc enables for wasm32, which wasm-opt must be told
   # about, and the sections nobody needs at run time.
@@ -167,6 +176,7 @@ in
   inherit workspace;
 
   packages = {
+    # result/weft.wasm, result/clawft-agent.wasm, result/weft-gateway.wasm.
     # `nix build .#clawft-wasm.optimized` / `.unoptimized` build either
     # variant whatever optimizeComponent says.
     clawft-wasm = (component optimizeComponent).overrideAttrs (old: {
@@ -175,11 +185,7 @@ in
         unoptimized = component false;
       };
     });
-    clawft-wasm-p1 = wasmModule {
-      pname = "clawft-wasm-p1";
-      target = "wasm32-wasip1";
-      optimize = true;
-    };
+    clawft-wasm-p1 = module;
     weft-x86_64-musl = static staticSets.x86_64;
     weft-aarch64-musl = static staticSets.aarch64;
     default = craneLib.buildPackage (

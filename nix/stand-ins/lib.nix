@@ -6,7 +6,11 @@ let
   chars = s: builtins.genList (i: substring i 1 s) (stringLength s);
 in
 {
-  inherit (builtins) concatStringsSep;
+  inherit (builtins) concatStringsSep concatLists;
+  mapAttrsToList = f: attrs: map (name: f name attrs.${name}) (builtins.attrNames attrs);
+  concatMapStringsSep =
+    sep: f: list:
+    builtins.concatStringsSep sep (map f list);
   genAttrs =
     names: f:
     builtins.listToAttrs (
