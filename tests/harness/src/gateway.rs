@@ -87,6 +87,8 @@ pub struct Gateway {
     shutdown: Option<SocketAddr>,
     /// Every line the process printed, stdout and stderr, in arrival order.
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; they end with the process.
+    readers: Vec<thread::JoinHandle<()>>,
     command: String,
 }
 
@@ -137,14 +139,17 @@ impl Gateway {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        collect_lines(child.stdout.take().expect("piped stdout"), &lines);
-        collect_lines(child.stderr.take().expect("piped stderr"), &lines);
+        let readers = vec![
+            collect_lines(child.stdout.take().expect("piped stdout"), &lines),
+            collect_lines(child.stderr.take().expect("piped stderr"), &lines),
+        ];
         let mut gateway = Gateway {
             host: host.clone(),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             shutdown: None,
             lines,
+            readers,
             command: shown,
         };
         gateway.wait_until_listening();
@@ -223,13 +228,10 @@ impl Gateway {
     }
 
     /// The access lines so far (`METHOD PATH STATUS DURATIONms session=KEY
-    /// tools=N`), without wasmtime's `stderr [N] :: ` prefix.
+    /// tools=N`), without wasmtime's `stderr [N] :: ` prefixes.
     pub fn access_lines(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| unprefixed(l).to_owned())
+        records(&self.output())
+            .into_iter()
             .filter(|l| AccessLine::parse(l).is_some())
             .collect()
     }
@@ -312,8 +314,10 @@ impl Gateway {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        // The readers end with the pipes; give them a moment for the last lines.
-        thread::sleep(Duration::from_millis(50));
+        // The last lines: the readers end when the pipes close.
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = reader.join();
+        }
         Stopped {
             code: status.code(),
             output: self.output(),
@@ -336,7 +340,10 @@ impl Drop for Gateway {
     }
 }
 
-fn collect_lines(pipe: impl Read + Send + 'static, lines: &Arc<Mutex<Vec<String>>>) {
+fn collect_lines(
+    pipe: impl Read + Send + 'static,
+    lines: &Arc<Mutex<Vec<String>>>,
+) -> thread::JoinHandle<()> {
     let lines = lines.clone();
     thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
@@ -345,19 +352,58 @@ fn collect_lines(pipe: impl Read + Send + 'static, lines: &Arc<Mutex<Vec<String>
                 Err(_) => return,
             }
         }
-    });
+    })
 }
 
-/// A line without the `stdout [N] :: ` or `stderr [N] :: ` prefix that
-/// `wasmtime serve` puts before each line a request's instance prints.
-fn unprefixed(line: &str) -> &str {
-    match line.split_once(" :: ") {
-        Some((prefix, rest))
-            if prefix.starts_with("stderr [") || prefix.starts_with("stdout [") =>
-        {
-            rest
+/// The log's records: its lines without the `stderr [N] :: ` prefixes
+/// `wasmtime serve` writes for each request's instance, split again after
+/// each `tools=N`. Concurrent instances' writes interleave (wasmtime writes
+/// a prefix apart from the text after it, and the guest a line apart from
+/// its newline), so two records can share one line of output.
+fn records(text: &str) -> Vec<String> {
+    let mut records = Vec::new();
+    for line in text.lines() {
+        let clean = without_prefixes(line);
+        let mut rest = clean.as_str();
+        while let Some(at) = rest.find(" tools=") {
+            let digits = at + " tools=".len();
+            let end = digits
+                + rest[digits..]
+                    .bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .count();
+            records.push(rest[..end].trim().to_owned());
+            rest = &rest[end..];
         }
-        _ => line,
+        if !rest.trim().is_empty() {
+            records.push(rest.trim().to_owned());
+        }
+    }
+    records
+}
+
+/// A line with every `stdout [N] :: ` and `stderr [N] :: ` taken out.
+fn without_prefixes(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    loop {
+        let next = ["stderr [", "stdout ["]
+            .iter()
+            .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+            .min();
+        let Some((at, len)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        let after = &rest[at + len..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with("] :: ") {
+            out.push_str(&rest[..at]);
+            rest = &after[digits + "] :: ".len()..];
+        } else {
+            out.push_str(&rest[..at + len]);
+            rest = after;
+        }
     }
 }
 
@@ -843,4 +889,44 @@ pub fn whole_session(path: &Path) -> Result<Vec<Value>, String> {
         ));
     }
     Ok(messages.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_interleaved_instances() {
+        let text = "Serving HTTP on http://127.0.0.1:1/\n\
+                    stderr [3] :: stderr [4] :: POST /a 200 5ms session=k tools=0\n\
+                    POST /b 200 6ms session=- tools=2stderr [5] :: GET /c 404 0ms session=- tools=0\n\
+                    stderr [6] :: data [7] :: x";
+        let lines: Vec<AccessLine> = records(text)
+            .iter()
+            .filter_map(|l| AccessLine::parse(l))
+            .collect();
+        let seen: Vec<_> = lines
+            .iter()
+            .map(|l| (l.method.as_str(), l.path.as_str(), l.status, l.tools))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("POST", "/a", 200, 0),
+                ("POST", "/b", 200, 2),
+                ("GET", "/c", 404, 0)
+            ]
+        );
+        assert_eq!(lines[0].session.as_deref(), Some("k"));
+        assert_eq!(records("stderr [6] :: data [7] :: x"), ["data [7] :: x"]);
+    }
+
+    #[test]
+    fn chunked_bodies_decode() {
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abcde"[..])
+        );
+        assert_eq!(dechunk(b"3\r\nab"), None);
+    }
 }
