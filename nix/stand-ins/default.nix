@@ -47,18 +47,33 @@ let
     // optionalAttr d "preCheck"
     // optionalAttr d "cargoExtraArgs"
     // optionalAttr d "cargoTestExtraArgs"
-    // optionalAttr d "script";
+    // optionalAttr d "script"
+    // (if d ? hostTests then { inherit (d) hostTests; } else { });
+
+  # How a package builds and installs (wasm builds also name their variants).
+  build = d: {
+    cargoExtraArgs = d.cargoExtraArgs or null;
+    install = d.installPhaseCommand or null;
+    tools = map describe (builtins.filter isDrv (d.nativeBuildInputs or [ ]));
+  };
 
   perSystem = system: {
     checks = builtins.mapAttrs (_: check) flake.checks.${system};
     packages = builtins.mapAttrs (
       _: d:
       describe d
+      // build d
       // {
         version = d.version or null;
         config = d.config or null;
         architecture = d.architecture or null;
         extraCommands = d.extraCommands or null;
+        variants = builtins.mapAttrs (_: v: describe v // build v) (
+          builtins.intersectAttrs {
+            optimized = null;
+            unoptimized = null;
+          } d
+        );
       }
     ) flake.packages.${system};
     apps = builtins.mapAttrs (_: a: { inherit (a) program type; }) flake.apps.${system};
@@ -67,6 +82,8 @@ let
       checks = builtins.attrNames (s.checks or { });
     }) flake.devShells.${system};
     formatter = describe flake.formatter.${system};
+    # The files the builds see (the native package's source; all share it).
+    source = flake.packages.${system}.default.src.standInSource;
   };
 in
 lib.genAttrs (builtins.attrNames flake.checks) perSystem
