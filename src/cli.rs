@@ -601,7 +601,11 @@ fn show_config(home: &Home, config: &Config, settings: &Settings) -> Result<Stri
         ("max_tokens_field", p.max_tokens_field.name().into()),
         ("max_retries", u64::from(p.max_retries).into()),
     ]);
-    let configured: Vec<Json> = config.providers.keys().map(|k| k.as_str().into()).collect();
+    let configured: Vec<Json> = config
+        .providers
+        .iter()
+        .map(|(k, _)| k.as_str().into())
+        .collect();
     let shown = object([
         ("config_file", path.display().to_string().into()),
         ("config_file_exists", path.exists().into()),

@@ -49,7 +49,9 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 #[derive(Debug, Default)]
 pub struct Config {
     pub agents: Agents,
-    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The provider sections, in the file's order (a repeated name keeps
+    /// its last value, in the place it first had).
+    pub providers: Vec<(String, ProviderConfig)>,
     pub tools: ToolsConfig,
     pub gateway: GatewayConfig,
 }
@@ -204,7 +206,10 @@ impl Config {
                 "providers" => {
                     for p in fields.object(m, "providers")? {
                         let provider = fields.provider(p)?;
-                        config.providers.insert(p.key.clone(), provider);
+                        match config.providers.iter_mut().find(|(k, _)| *k == p.key) {
+                            Some((_, earlier)) => *earlier = provider,
+                            None => config.providers.push((p.key.clone(), provider)),
+                        }
                     }
                 }
                 "tools" => config.tools = fields.tools(m)?,

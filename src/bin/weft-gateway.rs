@@ -33,9 +33,11 @@ mod handler {
             let limits = Config::load(&home)
                 .map(|c| Limits::from_config(&c.gateway))
                 .unwrap_or_default();
-            let gateway = Gateway::new(home, env, limits);
+            let gateway = Gateway::new(home, env, limits).always_asking_for_a_token();
             let line = clawft::http::server::wasip2::serve(&gateway, limits, request, out);
-            eprintln!("{line}");
+            // One write per line, so lines of concurrent instances stay whole.
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
         }
     }
 

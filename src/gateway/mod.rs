@@ -32,6 +32,10 @@ use crate::tools::{Caller, Toolbox};
 
 pub use api::{send_error, ApiError};
 
+/// The status logged for a client that left before its answer was whole
+/// (nginx's "client closed request"; never sent).
+pub const CLIENT_GONE: u16 = 499;
+
 /// The header that names a session to continue and save.
 pub const SESSION_HEADER: &str = "x-clawft-session";
 /// The environment variable holding a client token.
@@ -133,6 +137,10 @@ pub struct Gateway {
     env: fn(&str) -> Option<String>,
     limits: Limits,
     turns: AtomicUsize,
+    /// Ask for a token even when none is configured (every call is then
+    /// refused until one is): for a host whose listening address the
+    /// gateway cannot see.
+    always_token: bool,
 }
 
 impl Gateway {
@@ -142,7 +150,16 @@ impl Gateway {
             env,
             limits,
             turns: AtomicUsize::new(0),
+            always_token: false,
         }
+    }
+
+    /// A gateway that never serves without a configured token. `wasmtime
+    /// serve` listens on 0.0.0.0 unless told otherwise, and a handler
+    /// cannot see the address, so the wasm gateway asks for one always.
+    pub fn always_asking_for_a_token(mut self) -> Gateway {
+        self.always_token = true;
+        self
     }
 
     pub fn limits(&self) -> Limits {
@@ -188,7 +205,10 @@ impl Gateway {
             served.status = 200;
             return api::send_json(out, 200, &object([("status", "ok".into())]));
         }
-        let config = Config::load(&self.home).map_err(|e| ApiError::from_error(&e))?;
+        let config = Config::load(&self.home).map_err(|e| match request.path {
+            "/readyz" => ApiError::unavailable(&e.to_string()),
+            _ => ApiError::from_error(&e),
+        })?;
         if request.path == "/readyz" {
             return self.ready(&config, out, served);
         }
@@ -207,6 +227,12 @@ impl Gateway {
     /// compared in constant time. Without tokens, every client may ask.
     fn authorize(&self, config: &Config, request: &Incoming<'_>) -> Result<(), ApiError> {
         let tokens = Gateway::tokens(config, self.env);
+        if tokens.is_empty() && self.always_token {
+            return Err(ApiError::unauthorized(&format!(
+                "no client token is configured: set {TOKEN_ENV} or gateway.tokens \
+                 (this gateway cannot see which address it listens on, so it always asks for one)"
+            )));
+        }
         if tokens.is_empty() {
             return Ok(());
         }
@@ -355,6 +381,11 @@ impl Gateway {
                     answer.start_stream(out).map_err(ApiError::io)?;
                 }
                 answer.end_stream(out, None).map_err(ApiError::io)?;
+            }
+            // The client went away: nothing to answer, nothing saved.
+            (Err(Error::Output(_)), _) => {
+                served.status = CLIENT_GONE;
+                return Ok(());
             }
             // Once a stream has started its status is sent: the error goes
             // in the stream, as OpenAI's own streams report them.

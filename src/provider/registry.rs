@@ -301,10 +301,14 @@ pub fn select(
     }
 }
 
-/// Configured providers first (in the file's order of names), then the
-/// built-in ones, each once.
+/// Configured providers first, in the file's order, then the built-in
+/// ones, each once.
 fn candidates(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> = config.providers.keys().map(|k| snake_case(k)).collect();
+    let mut names: Vec<String> = config
+        .providers
+        .iter()
+        .map(|(k, _)| snake_case(k))
+        .collect();
     for b in BUILTINS {
         if !names.iter().any(|n| n == b.name) {
             names.push(b.name.to_owned());
@@ -547,6 +551,18 @@ mod tests {
                 "meta-llama/llama-3".into(),
                 Rule::KeyPresent
             )
+        );
+    }
+
+    #[test]
+    fn the_key_fallback_follows_the_file_order() {
+        // Found by the gateway tests: the fallback went by name, not by file.
+        let file = r#"{"agents":{"defaults":{"model":"nosuch/gpt-x"}},"providers":{
+            "zeta":{"apiBase":"http://127.0.0.1:9/v1","protocol":"openai","apiKey":"k-zeta-123456"},
+            "alpha":{"apiBase":"http://127.0.0.1:9/v1","protocol":"openai","apiKey":"k-alpha-123456"}}}"#;
+        assert_eq!(
+            pick(file, None, &[]).unwrap(),
+            ("zeta".into(), "nosuch/gpt-x".into(), Rule::KeyPresent)
         );
     }
 

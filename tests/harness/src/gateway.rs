@@ -90,7 +90,13 @@ pub struct Gateway {
     /// The threads reading stdout and stderr; they end with the process.
     readers: Vec<thread::JoinHandle<()>>,
     command: String,
+    /// The token given to a wasm gateway that the test gave none: it
+    /// never serves without one (see [`Gateway::authorized`]).
+    auto_token: Option<&'static str>,
 }
+
+/// The token a wasm gateway gets when a test configures none.
+pub const WASM_TOKEN: &str = "clawft-harness-wasm-token-3d8e";
 
 /// How a gateway ended, and all it printed.
 #[derive(Debug)]
@@ -105,6 +111,24 @@ impl Gateway {
     /// preopened as `/config`, with `home/workspace` as `/workspace`), in an
     /// environment holding only `env`, and waits until it listens.
     pub fn start(host: &Host, home: &Path, env: &[(&str, &str)]) -> Gateway {
+        // The wasm gateway asks for a token always (it cannot see its
+        // address): a test that configures none gets one, and
+        // `authorized` adds it to requests that carry none.
+        let configured = env.iter().any(|(k, _)| *k == "CLAWFT_GATEWAY_TOKEN")
+            || std::fs::read_to_string(home.join("config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|c| {
+                    c["gateway"]["tokens"]
+                        .as_array()
+                        .is_some_and(|t| !t.is_empty())
+                });
+        let auto_token =
+            (matches!(host, Host::Wasmtime { .. }) && !configured).then_some(WASM_TOKEN);
+        let mut env = env.to_vec();
+        if let Some(token) = auto_token {
+            env.push(("CLAWFT_GATEWAY_TOKEN", token));
+        }
         let mut command = match host {
             Host::Native(weft) => {
                 let mut c = Command::new(weft);
@@ -151,6 +175,7 @@ impl Gateway {
             lines,
             readers,
             command: shown,
+            auto_token,
         };
         gateway.wait_until_listening();
         gateway
@@ -207,6 +232,15 @@ impl Gateway {
 
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// `request` with the harness's own token when this gateway got one
+    /// and the request carries none.
+    pub fn authorized(&self, request: Request) -> Request {
+        match self.auto_token {
+            Some(token) if !request.has_header("authorization") => request.bearer(token),
+            _ => request,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -478,6 +512,12 @@ impl Request {
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     pub fn bearer(self, token: &str) -> Request {

@@ -1,5 +1,7 @@
-//! A real agent turn in wasmtime against a local test server, no API key
-//! needed: the same scenario code the test suite runs.
+//! Real agent turns in wasmtime against a local test server, no API key
+//! needed: a conversation (OpenAI protocol), an Anthropic turn, and a turn
+//! whose model reads and writes files in a preopened workspace; the same
+//! scenario code the test suite runs.
 //!
 //! Usage: `e2e-wasmtime [--wasm weft.wasm] [--wasmtime path/to/wasmtime]`
 //! (defaults: `$CLAWFT_WASIP2` or `target/dist/wasm32-wasip2/weft.wasm`,
@@ -61,6 +63,24 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("anthropic protocol turn: ok");
+
+    // Tools: the model reads notes.md in the preopened workspace and
+    // writes todo.md from it.
+    if let Err(why) = clawft_harness::tools::read_then_write(
+        &weft,
+        &server,
+        clawft_harness::tools::Protocol::OpenAi,
+        true,
+    ) {
+        eprintln!("e2e-wasmtime: FAILED (tool turn)\n{why}");
+        return ExitCode::FAILURE;
+    }
+    let todo = std::fs::read_to_string(weft.workspace().join("todo.md")).unwrap_or_default();
+    println!(
+        "tool turn: the model read /workspace/notes.md and wrote /workspace/todo.md ({} bytes), \
+         two rounds of tool calls saved in sessions/tools.jsonl",
+        todo.len()
+    );
     println!("\ne2e-wasmtime: ok");
     ExitCode::SUCCESS
 }

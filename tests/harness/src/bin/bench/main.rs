@@ -1,13 +1,14 @@
 //! `bench`: the measuring half of `scripts/bench`, which builds everything
 //! first. Measures sizes, start-up, one full turn against the provider
-//! stand-in on 127.0.0.1, streaming time to first token, session scaling and
+//! stand-in on 127.0.0.1, streaming time to first token, the cost of a
+//! round of the tool loop, the gateway under load, session scaling and
 //! peak memory, then writes a markdown report. Timings are only reported,
 //! never judged: the bench fails only when a program does not do its job.
 //!
 //! Usage: `bench --work DIR --out FILE [--command TEXT] [--quick] [--only SECTIONS]`
 //!
-//! `--only` takes a comma-separated list of `sizes`, `startup`, `turn` and
-//! `scaling`, to measure part of the report again (e.g. before and after a
+//! `--only` takes a comma-separated list of `sizes`, `startup`, `turn`,
+//! `tools`, `gateway` and `scaling`, to measure part of the report again (e.g. before and after a
 //! change); the report says which sections it holds.
 //!
 //! `DIR` holds what `scripts/bench` built besides the shipped artifacts (the
@@ -16,6 +17,8 @@
 //! directory (`$CARGO_TARGET_DIR`, else the workspace's `target`), where
 //! `scripts/build` puts them.
 
+mod gateway;
+mod load;
 mod machine;
 mod report;
 mod run;
@@ -23,6 +26,7 @@ mod scaling;
 mod sizes;
 mod startup;
 mod stats;
+mod tool_loop;
 mod turn;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +49,8 @@ pub struct Runs {
     /// Full session loads (`sessions show`, `sessions list`).
     pub loads: usize,
     pub rss: usize,
+    /// Requests at each level of gateway load.
+    pub requests: usize,
 }
 
 const FULL: Runs = Runs {
@@ -52,12 +58,14 @@ const FULL: Runs = Runs {
     turn: 10,
     loads: 5,
     rss: 3,
+    requests: 1600,
 };
 const QUICK: Runs = Runs {
     startup: 3,
     turn: 3,
     loads: 2,
     rss: 1,
+    requests: 96,
 };
 
 /// Where everything is, and how many runs to make.
@@ -96,6 +104,11 @@ impl Bench {
         self.shipped("wasm32-wasip2", "weft.wasm")
     }
 
+    /// A shipped wasip2 component by file name (`clawft-agent.wasm`, ...).
+    pub fn shipped_component(&self, file: &str) -> PathBuf {
+        self.shipped("wasm32-wasip2", file)
+    }
+
     /// An artifact as `scripts/build` ships it, in `target/dist/`.
     pub fn shipped(&self, target: &str, file: &str) -> PathBuf {
         self.target.join("dist").join(target).join(file)
@@ -113,6 +126,10 @@ impl Bench {
 
     pub fn scratch(&self) -> &Path {
         self.scratch.path()
+    }
+
+    pub fn wasmtime(&self) -> &Path {
+        &self.wasmtime
     }
 
     /// A fresh home (with config) under the scratch directory.
@@ -144,6 +161,12 @@ impl Bench {
 
     /// A component in wasmtime with `home` as `/config` and the key passed in.
     pub fn wasm(&self, component: &Path, how: Wasm, home: &Path) -> Run {
+        self.wasm_with(component, how, home, &[])
+    }
+
+    /// As [`Bench::wasm`], with more wasmtime options before the component
+    /// (another `--dir`, `--invoke`).
+    pub fn wasm_with(&self, component: &Path, how: Wasm, home: &Path, options: &[&str]) -> Run {
         let mut run = Run::new(&self.wasmtime).arg("run");
         run = match how {
             Wasm::Cached => run.args(&["-C", "cache=y"]),
@@ -157,6 +180,7 @@ impl Bench {
             .arg(format!("{}::/config", home.display()))
             .arg("--env")
             .arg(format!("{KEY_VAR}={KEY}"))
+            .args(options)
             .arg(component)
     }
 }
@@ -238,6 +262,14 @@ fn main() -> ExitCode {
         eprintln!("bench: one turn, time to first token");
         turn::measure(&bench, &mut rss)
     });
+    let tool_loop = wanted("tools").then(|| {
+        eprintln!("bench: tool loop");
+        tool_loop::measure(&bench, &mut rss)
+    });
+    let gateway = wanted("gateway").then(|| {
+        eprintln!("bench: gateway under load");
+        gateway::measure(&bench, &mut rss)
+    });
     let scaling = wanted("scaling").then(|| {
         eprintln!("bench: session scaling");
         scaling::measure(&bench, &mut rss)
@@ -278,6 +310,12 @@ fn main() -> ExitCode {
     if let Some(turn) = &turn {
         turn.write(&mut report);
     }
+    if let Some(tool_loop) = &tool_loop {
+        tool_loop.write(&mut report);
+    }
+    if let Some(gateway) = &gateway {
+        gateway.write(&mut report);
+    }
     if let Some(scaling) = &scaling {
         scaling.write(&mut report);
     }
@@ -286,7 +324,8 @@ fn main() -> ExitCode {
     report.para(&format!(
         "Maximum resident set size (GNU time `%M`), median of {} run(s). In \
          wasmtime this is mostly wasmtime itself: compare with the hello \
-         component.",
+         component. The gateway rows are the server's `VmHWM` (from \
+         `/proc`) after one load, from a fresh start.",
         runs.rss
     ));
     let mut table = Table::new(&["run", ">peak RSS"]);
@@ -346,6 +385,10 @@ fn method(runs: &Runs) -> String {
          work. A refused turn (HTTP 400 from the `status-400` scenario, no retries) \
          does everything but the append, so `saved − refused` approximates the cost \
          of saving. Session-size turns use `--no-stream`.
+- Gateway latencies are per request, from the first byte written to the last \
+         byte of the answer read, in the client's thread; p50 and p99 by nearest \
+         rank over every client's requests; requests/s is all requests over the \
+         wall-clock time from the clients' common start to the last answer.
 - Nothing here fails on a time: the bench fails only if a program does not do its \
          job (wrong exit status or output).",
         runs.startup, runs.turn, runs.loads
@@ -353,7 +396,7 @@ fn method(runs: &Runs) -> String {
 }
 
 /// The sections `--only` can name.
-const SECTIONS: [&str; 4] = ["sizes", "startup", "turn", "scaling"];
+const SECTIONS: [&str; 6] = ["sizes", "startup", "turn", "tools", "gateway", "scaling"];
 
 fn usage() -> ExitCode {
     eprintln!(

@@ -60,6 +60,21 @@ pub fn measure(bench: &Bench) -> Sizes {
         &p2_core,
         None,
     );
+    for (name, what) in [
+        ("clawft-agent", "the agent as a library"),
+        ("weft-gateway", "the gateway, a `wasi:http` handler"),
+    ] {
+        row(
+            &format!("**`{name}.wasm` wasip2 component** ({what}), shipped: wasm-opt -Oz"),
+            &bench.shipped_component(&format!("{name}.wasm")),
+            Some(&bench.built(&format!("{name}-noopt.wasm"))),
+        );
+        row(
+            "… the same without the wasm-opt pass (control)",
+            &bench.built(&format!("{name}-noopt.wasm")),
+            None,
+        );
+    }
     row(
         "**`weft.wasm` wasip1 module**, shipped: wasm-opt -Oz",
         &p1,
@@ -113,7 +128,8 @@ impl Sizes {
              features, then `wasm-tools component new` and `wasm-tools strip --all`. \
              The control skips only the wasm-opt pass (`wasm-tools component new` and \
              `strip --all` on the same core module), so the last column is what \
-             wasm-opt earns.",
+             wasm-opt earns. All three wasip2 components are built from the one \
+             crate the same way.",
         );
         report.table(&self.artifacts);
         report.heading(3, "Container images");

@@ -63,6 +63,16 @@ fn ms_bare(d: Duration) -> String {
     }
 }
 
+/// The `pct`-th percentile of `samples` (nearest rank): `99.0` is the time
+/// 99% of the samples took at most.
+pub fn percentile(samples: &[Duration], pct: f64) -> Duration {
+    assert!(!samples.is_empty(), "no samples to summarise");
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = (pct / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 pub fn ratio(value: Duration, floor: Duration) -> String {
     if floor.is_zero() {
         return "–".into();
@@ -111,6 +121,14 @@ mod tests {
             Stats::of(ms(&[4, 1, 2, 3])).median,
             Duration::from_micros(2500)
         );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let ms: Vec<Duration> = (1..=200).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&ms, 50.0), Duration::from_millis(100));
+        assert_eq!(percentile(&ms, 99.0), Duration::from_millis(198));
+        assert_eq!(percentile(&ms[..1], 99.0), Duration::from_millis(1));
     }
 
     #[test]
