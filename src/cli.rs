@@ -344,8 +344,12 @@ fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         }
         Command::ConfigCheck => {
             let home = Home::discover(env)?;
-            let settings = Config::load(&home)?.settings(None, env)?;
+            let config = Config::load(&home)?;
+            let settings = config.settings(None, env)?;
             settings.provider.require_key()?;
+            for note in config.notes() {
+                let _ = writeln!(io::stderr(), "note: {note}");
+            }
             print(
                 out,
                 &format!(

@@ -248,6 +248,26 @@ impl Config {
         })
     }
 
+    /// Settings that do not do what they may seem to, said plainly (for
+    /// `weft config check`).
+    pub fn notes(&self) -> Vec<&'static str> {
+        let t = &self.tools;
+        let mut notes = Vec::new();
+        if t.restrict_to_workspace == Some(false) {
+            notes.push(
+                "tools.restrictToWorkspace is false, which clawft does not obey: \
+                 the file tools are always confined to the workspace",
+            );
+        }
+        if t.exec_enable == Some(true) && t.exec_allow.as_ref().is_none_or(Vec::is_empty) {
+            notes.push(
+                "tools.exec.enable is true but tools.exec.allow names no program, \
+                 so exec is not offered",
+            );
+        }
+        notes
+    }
+
     /// The tool settings, with the workspace resolved: the configured one
     /// (`~` is `$HOME`, a relative path is under home), else
     /// `<home>/workspace`; under WASI an absolute guest path, else
@@ -1007,6 +1027,24 @@ mod tests {
             err.contains("\"max_tokens\" or \"max_completion_tokens\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn settings_that_would_widen_the_tools_are_noted_not_obeyed() {
+        let config = Config::parse(
+            r#"{"tools":{"restrictToWorkspace":false,"exec":{"enable":true,"timeout":60}}}"#,
+        )
+        .unwrap();
+        let notes = config.notes();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("does not obey"));
+        let dir = crate::test_support::scratch();
+        let home = Home::at(dir.path(), crate::home::HomeSource::ClawftHome);
+        let tools = config.tool_settings(&home, no_env);
+        assert!(tools.exec && tools.exec_allow.is_empty() && !tools.web);
+        let offered = crate::tools::Toolbox::new(&tools, crate::tools::Caller::Cli).specs();
+        assert!(offered.iter().all(|t| t.name != "exec"));
+        assert!(Config::parse("{}").unwrap().notes().is_empty());
     }
 
     #[test]
