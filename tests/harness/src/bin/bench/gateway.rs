@@ -53,15 +53,20 @@ fn healthy(answer: &Answer) -> Result<(), String> {
     }
 }
 
-/// A bench home with room for every client's turn at once: the native
-/// gateway answers 429 beyond `maxConcurrentTurns` (8 by default).
+/// The client token both gateways are given: the wasm gateway serves no
+/// chat without one (it cannot see whether it listens on loopback).
+const TOKEN: &str = "bench-gateway-token";
+
+/// A bench home with a client token and room for every client's turn at
+/// once: the native gateway answers 429 beyond `maxConcurrentTurns` (8 by
+/// default).
 fn prepare_home(bench: &Bench, server: &Server) -> std::path::PathBuf {
     let home = bench.home("gateway", server);
     let path = home.join("config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read config.json"))
             .expect("config.json");
-    config["gateway"] = json!({"maxConcurrentTurns": max_clients()});
+    config["gateway"] = json!({"tokens": [TOKEN], "maxConcurrentTurns": max_clients()});
     std::fs::write(&path, config.to_string()).expect("write config.json");
     home
 }
@@ -88,7 +93,10 @@ fn chat(addr: SocketAddr) -> Request {
         addr,
         "POST",
         "/v1/chat/completions",
-        &[("content-type".into(), "application/json".into())],
+        &[
+            ("content-type".into(), "application/json".into()),
+            ("authorization".into(), format!("Bearer {TOKEN}")),
+        ],
         body.to_string().as_bytes(),
     )
 }
@@ -340,7 +348,8 @@ impl GatewayBench {
         report.para(&format!(
             "Clients in the bench process, each on its own keep-alive connection, \
              POST `/v1/chat/completions` (`{MODEL}`, one user message, not streamed, \
-             no session header, so nothing is saved) back to back, after one untimed \
+             no session header, so nothing is saved; with the gateway's client \
+             token, which the wasm gateway requires) back to back, after one untimed \
              request each; {} requests in all at each level, the clients starting \
              together. Every answer is checked. The gateways run on the stand-in's \
              `ok` scenario with `gateway.maxConcurrentTurns` {} (the native default, \
