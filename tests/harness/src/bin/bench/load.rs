@@ -215,6 +215,26 @@ pub fn once(request: &Request, check: Check) -> Duration {
     elapsed
 }
 
+/// Sends `request` on a fresh connection and reads until the server closes
+/// it, parsing nothing: the time is the connection, the server's work and
+/// the transfer, with as little of the client's as can be. For servers
+/// that close after every answer, as the stand-in does. Returns the time
+/// and the raw answer.
+pub fn raw_once(request: &Request) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let exchange = || -> io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect(request.addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(IO_LIMIT))?;
+        stream.write_all(&request.bytes)?;
+        let mut raw = Vec::with_capacity(64 << 10);
+        stream.read_to_end(&mut raw)?;
+        Ok(raw)
+    };
+    let raw = exchange().unwrap_or_else(|e| panic!("request to {}: {e}", request.addr));
+    (started.elapsed(), raw)
+}
+
 fn verify(request: &Request, answer: &Answer, check: Check) {
     if let Err(why) = check(answer) {
         let text = answer.text();

@@ -224,7 +224,7 @@ fn paired(
 
 /// The stand-in's time for the loop's extra requests (all but the first,
 /// which the plain turn also sends), replayed byte for byte from the bench
-/// one after another, per step.
+/// one after another and read raw (parsing nothing), per step.
 fn replayed(bench: &Bench, server: &Server, recorded: &[Recorded]) -> Stats {
     let addr = server.addr();
     let requests: Vec<load::Request> = recorded[1..]
@@ -233,7 +233,16 @@ fn replayed(bench: &Bench, server: &Server, recorded: &[Recorded]) -> Stats {
         .collect();
     let times: Vec<Duration> = (0..=bench.runs.turn)
         .map(|_| {
-            let total: Duration = requests.iter().map(|r| load::once(r, model_answered)).sum();
+            let total: Duration = requests
+                .iter()
+                .map(|r| {
+                    let (time, raw) = load::raw_once(r);
+                    if let Err(why) = model_answered(&raw) {
+                        panic!("replaying a loop request: {why}");
+                    }
+                    time
+                })
+                .sum();
             total / STEPS as u32
         })
         .skip(1)
@@ -243,11 +252,13 @@ fn replayed(bench: &Bench, server: &Server, recorded: &[Recorded]) -> Stats {
 
 /// The scripted model answered (a call, or at the end its reply), rather
 /// than refusing the request.
-fn model_answered(answer: &load::Answer) -> Result<(), String> {
-    if answer.status == 200 && answer.text().contains("chatcmpl-model") {
+fn model_answered(raw: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(raw);
+    if text.starts_with("HTTP/1.1 200") && text.contains("chatcmpl-model") {
         Ok(())
     } else {
-        Err("the scripted model did not answer with a call or its reply".into())
+        let shown: String = text.chars().take(400).collect();
+        Err(format!("the scripted model did not answer 200: {shown}"))
     }
 }
 
@@ -266,7 +277,8 @@ impl ToolLoop {
              history so far, the reply parsed, the call run and its line printed \
              on stderr. `stand-in's share` is the {STEPS} extra requests the loop \
              sent, replayed byte for byte from the bench process to the stand-in \
-             (new connection each, as weft makes), per step; `weft's own` is the \
+             (new connection each, as weft makes) and read to the end without \
+             being parsed, per step; `weft's own` is the \
              difference of the medians. The streamed replies arrive in 3-byte \
              pieces with no pause between events."
         ));
