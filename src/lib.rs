@@ -24,7 +24,7 @@
 //! let settings = config.settings(None, env)?;
 //! let tools = Toolbox::new(&config.tool_settings(&home, env), Caller::Cli);
 //! let turn = agent::Turn { session: "default", message: "hello", stream: true };
-//! let outcome = agent::run_turn(&home, &settings, &tools, &turn, &mut std::io::stdout(), &mut |_| {})?;
+//! let outcome = agent::run_turn(&home, &settings, tools, &turn, &mut std::io::stdout(), &mut |_| {})?;
 //! println!("({} bytes)", outcome.reply.len());
 //! # Ok::<(), clawft::Error>(())
 //! ```
