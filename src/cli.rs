@@ -508,7 +508,8 @@ fn gateway(listen: &str) -> Result<(), Error> {
         workers: limits.max_connections,
     };
     serve(&gateway, &options, &|line: &str| {
-        let _ = writeln!(io::stderr(), "{line}");
+        // One write per line, so lines from many workers stay whole.
+        let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
     })
 }
 

@@ -66,6 +66,12 @@ fn agent(timeouts: Timeouts) -> Result<ureq::Agent, HttpError> {
         .timeout_send_body(Some(timeouts.response))
         .timeout_recv_response(Some(timeouts.response))
         .timeout_per_read(Some(timeouts.response))
+        // ureq's 128 KiB buffers, allocated and zeroed per agent, were a
+        // third of the gateway's CPU under load (measured by the bench);
+        // a provider's response head is a few KiB.
+        .max_response_header_size(32 << 10)
+        .input_buffer_size(32 << 10)
+        .output_buffer_size(16 << 10)
         .tls_config(tls.build())
         .build();
     Ok(config.new_agent())
