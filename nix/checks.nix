@@ -97,10 +97,11 @@ let
         cargoArtifacts = craneLib.buildDepsOnly args;
         cargoTestExtraArgs = "--lib";
         nativeBuildInputs = [ wasmtime ];
+        # The wasip2 test binary imports wasi:http, so it needs -S http.
         preCheck = ''
           export HOME=$(mktemp -d)
           mkdir -p "$PWD/target/wasi-tmp"
-          export ${runnerVar}="wasmtime run --dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
+          export ${runnerVar}="wasmtime run ${lib.optionalString (target == "wasm32-wasip2") "-S http "}--dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
         '';
       }
     );

@@ -300,6 +300,7 @@ impl Config {
         };
         t::ToolSettings {
             workspace,
+            home: home.root().to_owned(),
             files: c.file_enable.unwrap_or(true),
             web: c.web_enable.unwrap_or(false),
             exec: c.exec_enable.unwrap_or(false),

@@ -9,7 +9,7 @@
 //! rewrites the file. Files are private to their owner where the OS has
 //! permissions (`session/file.rs`).
 
-mod file;
+pub(crate) mod file;
 mod lock;
 mod names;
 mod tail;

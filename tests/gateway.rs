@@ -667,7 +667,12 @@ fn readiness(host: Host) {
     let good = std::fs::read(weft.home().join("config.json")).unwrap();
     std::fs::write(weft.home().join("config.json"), "{\"agents\": ").unwrap();
     let reply = ready();
-    assert_error(&reply, 503, Some("not_ready"), &format!("{h}: a broken config"));
+    assert_error(
+        &reply,
+        503,
+        Some("not_ready"),
+        &format!("{h}: a broken config"),
+    );
     assert_eq!(send(&gateway, &Request::get("/healthz")).status, 200, "{h}");
     std::fs::write(weft.home().join("config.json"), good).unwrap();
     assert_eq!(ready().status, 200, "{h}");

@@ -4,11 +4,15 @@
 //! What confines it, and what does not: no shell (the program and its
 //! arguments are passed as they are, so `;` or `|` mean nothing), only
 //! programs named in `tools.exec.allow` (by bare name, found on `PATH`),
-//! the workspace as working directory, an environment holding only `PATH`
-//! and a `HOME` in the workspace (no API keys), arguments that are absolute
-//! paths or climb out with `..` refused, a timeout and an output cap. A
-//! program can still open files it is given by other means; that is why
-//! `exec` is off unless the config enables it.
+//! the workspace as working directory, an environment holding only `PATH`,
+//! `LANG` and a private, empty `HOME` (no API keys, no dotfiles the model
+//! wrote), arguments that are absolute paths or climb out with `..`
+//! refused, a timeout that stops the program's whole process group, and an
+//! output cap. An allowed program still does all it can be told to do:
+//! `git`, `cargo`, `make`, `npm` and interpreters run code from files in
+//! the workspace, and any program can read what the user can. That is why
+//! `exec` is off unless the config enables it, and why its allowlist
+//! should name plain programs.
 
 use super::{Args, Kind, Param, Spec, ToolSettings};
 
@@ -43,18 +47,32 @@ pub fn run(settings: &ToolSettings, args: &Args) -> Result<(String, String), Str
             settings.exec_allow.join(", ")
         ));
     }
-    for arg in &arguments {
-        let path_like = arg.split('=').next_back().unwrap_or(arg);
-        if path_like.starts_with('/')
-            || path_like.starts_with('~')
-            || path_like.split('/').any(|part| part == "..")
-        {
-            return Err(format!(
-                "argument '{arg}' reaches outside the workspace; use paths relative to it"
-            ));
-        }
+    if let Some(arg) = arguments.iter().find(|a| reaches_outside(a)) {
+        return Err(format!(
+            "argument '{arg}' reaches outside the workspace; use paths relative to it"
+        ));
     }
     run_program(settings, &program, &arguments)
+}
+
+/// Whether an argument names a place outside the workspace: an absolute or
+/// `~` path, as the whole argument, after an `=`, or attached to a short
+/// option (`-C/etc`); or a `..` anywhere among its path parts (`-C..`,
+/// `cat ../x`). A check on words, not on what the program does with them.
+fn reaches_outside(arg: &str) -> bool {
+    let attached = arg
+        .strip_prefix('-')
+        .filter(|rest| !rest.starts_with('-'))
+        .and_then(|rest| rest.get(1..));
+    let rooted = std::iter::once(arg)
+        .chain(arg.split('=').skip(1))
+        .chain(attached)
+        .any(|part| part.starts_with(['/', '~']));
+    let climbs = arg
+        .split(|c: char| "/=:,; \t'\"".contains(c))
+        .chain(attached.into_iter().flat_map(|value| value.split('/')))
+        .any(|part| part == "..");
+    rooted || climbs
 }
 
 #[cfg(not(target_os = "wasi"))]
@@ -64,34 +82,52 @@ fn run_program(
     arguments: &[String],
 ) -> Result<(String, String), String> {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     use std::time::Instant;
     /// The most output kept from each of stdout and stderr.
-    const MAX_OUTPUT_BYTES: u64 = 256 << 10;
+    const MAX_OUTPUT_BYTES: usize = 256 << 10;
 
-    std::fs::create_dir_all(&settings.workspace)
+    use crate::session::file::create_private_dir;
+    create_private_dir(&settings.workspace)
         .map_err(|e| format!("cannot create the workspace: {e}"))?;
+    // A HOME of its own, so no dotfile the model can write in the
+    // workspace (a .gitconfig alias, say) configures the program.
+    let home = std::env::temp_dir().join(format!("clawft-exec-{}", std::process::id()));
+    create_private_dir(&home).map_err(|e| format!("cannot create a home for '{program}': {e}"))?;
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let mut child = Command::new(program)
         .args(arguments)
         .current_dir(&settings.workspace)
         .env_clear()
         .env("PATH", path)
-        .env("HOME", &settings.workspace)
+        .env("HOME", &home)
         .env("LANG", "C.UTF-8")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // A group of its own, so its children go with it.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run '{program}': {e}"))?;
-    // Read both pipes on their own threads so a chatty program cannot block.
+    let group = child.id() as i32;
+    // Each pipe is read to its end on a thread of its own (so a chatty
+    // program never blocks on a full pipe); the first bytes are kept.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_OUTPUT_BYTES).read_to_end(&mut kept);
+            let (mut kept, mut total) = (Vec::new(), 0usize);
+            if let Some(mut pipe) = pipe {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    let room = MAX_OUTPUT_BYTES.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    total += n;
+                }
             }
-            kept
+            (kept, total)
         })
     };
     let out = drain(
@@ -112,15 +148,34 @@ fn run_program(
             break Some(status);
         }
         if started.elapsed() > settings.exec_timeout {
-            let _ = child.kill();
-            let _ = child.wait();
             break None;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let mut text = String::from_utf8_lossy(&stdout).into_owned();
+    // The program and anything it left running in the background: a child
+    // holding the pipes would otherwise hold the turn.
+    // SAFETY: kill() with a negative pid signals the process group this
+    // spawn created; it touches no memory.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let (stdout, out_total) = out.join().unwrap_or_default();
+    let (stderr, err_total) = err.join().unwrap_or_default();
+    // Notes on cut output go first: the toolbox may cut the end again.
+    let mut notes = String::new();
+    for (stream, kept, total) in [
+        ("stdout", &stdout, out_total),
+        ("stderr", &stderr, err_total),
+    ] {
+        if total > kept.len() {
+            notes.push_str(&format!(
+                "[{stream} cut: the first {} of {total} bytes are shown]\n",
+                kept.len()
+            ));
+        }
+    }
+    let mut text = notes + &String::from_utf8_lossy(&stdout);
     if !stderr.is_empty() {
         text.push_str("\n[stderr]\n");
         text.push_str(&String::from_utf8_lossy(&stderr));
@@ -128,7 +183,7 @@ fn run_program(
     match status {
         None => Err(format!(
             "'{program}' did not finish within {} s and was stopped; output so far:\n{text}",
-            settings.exec_timeout.as_secs()
+            settings.exec_timeout.as_secs_f32()
         )),
         Some(status) => {
             let code = status
@@ -200,5 +255,76 @@ mod tests {
         }
         let (err, said) = run(&tools, json!({"program": "sh", "args": ["-c", "sleep 5"]}));
         assert!(err && said.contains("did not finish"), "{said}");
+    }
+
+    #[test]
+    fn arguments_that_climb_out_are_refused_wherever_they_hide() {
+        for bad in [
+            "-C..",
+            "-C../x",
+            "cat ../x",
+            "--dir=a/../../x",
+            "-f/etc/passwd",
+            "x:..",
+        ] {
+            assert!(super::reaches_outside(bad), "{bad}");
+        }
+        for fine in ["-C", "src/main.rs", "a..b", "--all", "-v", "..."] {
+            assert!(!super::reaches_outside(fine), "{fine}");
+        }
+    }
+
+    #[test]
+    fn the_timeout_stops_background_children_and_dotfiles_do_not_configure() {
+        let dir = crate::test_support::scratch();
+        let mut s = settings(dir.path());
+        s.exec = true;
+        s.exec_allow = vec!["sh".into()];
+        s.exec_timeout = std::time::Duration::from_millis(300);
+        let tools = Toolbox::new(&s, Caller::Cli);
+        use serde_json::json;
+        // A grandchild holding the pipes open no longer holds the turn.
+        let started = std::time::Instant::now();
+        let (err, said) = run(
+            &tools,
+            json!({"program": "sh", "args": ["-c", "sleep 30 & echo started"]}),
+        );
+        assert!(!err && said.contains("started"), "{said}");
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+        // HOME is not the workspace, so a .gitconfig written there is not read.
+        std::fs::write(dir.path().join(".profile"), "x").unwrap();
+        let (_, said) = run(
+            &tools,
+            json!({"program": "sh", "args": ["-c", "ls -a \"$HOME\""]}),
+        );
+        assert!(!said.contains(".profile"), "{said}");
+    }
+
+    #[test]
+    fn large_output_is_read_to_the_end_and_cut_with_a_note() {
+        let dir = crate::test_support::scratch();
+        let mut s = settings(dir.path());
+        s.exec = true;
+        s.exec_allow = vec!["head".into()];
+        let tools = Toolbox::new(&s, Caller::Cli);
+        let (err, said) = run(
+            &tools,
+            serde_json::json!({"program": "head", "args": ["-c", "1048576", "/dev/zero"]}),
+        );
+        // The absolute path is refused; write the bytes in the workspace instead.
+        assert!(err, "{said}");
+        std::fs::write(dir.path().join("big"), vec![b'a'; 1 << 20]).unwrap();
+        let (err, said) = run(
+            &tools,
+            serde_json::json!({"program": "head", "args": ["-c", "1048576", "big"]}),
+        );
+        assert!(!err && said.starts_with("[exit 0]"), "{}", &said[..40]);
+        assert!(
+            said.starts_with(
+                "[exit 0]\n[stdout cut: the first 262144 of 1048576 bytes are shown]\naaa"
+            ),
+            "{}",
+            &said[..120]
+        );
     }
 }

@@ -4,8 +4,12 @@
 //! workspace (models like to repeat the paths they were shown).
 
 use std::fs;
-use std::io::{self, Read, Write};
+#[cfg(not(all(target_os = "wasi", target_env = "p2")))]
+use std::io::Write;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{size, Args, Kind, Param, Spec};
 use crate::sandbox;
@@ -16,6 +20,8 @@ pub const MAX_READ_BYTES: u64 = 1 << 20;
 pub const MAX_WRITE_BYTES: usize = 1 << 20;
 /// The most entries `list_dir` shows.
 pub const MAX_ENTRIES: usize = 500;
+/// The most names `list_dir` reads to sort before it shows the first.
+const MAX_LISTED: usize = 20_000;
 /// The most matching lines `search` reports.
 pub const MAX_MATCHES: usize = 200;
 /// The most files `search` looks into.
@@ -122,28 +128,73 @@ pub const SPECS: [Spec; 5] = [
 /// The directory the tools may touch, and the gate into it.
 pub struct Workspace<'a> {
     root: &'a Path,
+    /// The clawft home, when it lies inside the workspace (a workspace of
+    /// `~`): its config holds the keys, so the tools may not touch it.
+    home: Option<PathBuf>,
 }
 
 impl<'a> Workspace<'a> {
-    pub fn new(root: &'a Path) -> Workspace<'a> {
-        Workspace { root }
+    pub fn new(root: &'a Path, home: &Path) -> Workspace<'a> {
+        let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+        let (root_real, home_real) = (canonical(root), canonical(home));
+        let home = (home_real.starts_with(&root_real) && !root_real.starts_with(&home_real))
+            .then_some(home_real);
+        Workspace { root, home }
     }
 
     /// The real path for what the model wrote, or why not.
     pub fn resolve(&self, path: &str) -> Result<PathBuf, String> {
-        let relative = match Path::new(path).strip_prefix(self.root) {
-            Ok(inside) if path.starts_with('/') => inside.to_str().unwrap_or(path),
-            _ => path,
+        let inside = |root: &Path| {
+            Path::new(path)
+                .strip_prefix(root)
+                .ok()
+                .and_then(Path::to_str)
+                .map(str::to_owned)
         };
-        let relative = if relative.starts_with('/') {
-            return Err(format!(
-                "refused path '{path}': absolute paths outside the workspace are not allowed; \
-                 use a path relative to the workspace"
-            ));
+        // An absolute path inside the workspace, as written or as the OS
+        // spells the workspace (through a link such as macOS's /tmp).
+        let relative = if path.starts_with('/') {
+            inside(self.root)
+                .or_else(|| fs::canonicalize(self.root).ok().and_then(|r| inside(&r)))
+                .ok_or_else(|| {
+                    format!(
+                        "refused path '{path}': absolute paths outside the workspace are not \
+                         allowed; use a path relative to the workspace"
+                    )
+                })?
         } else {
-            relative
+            path.to_owned()
         };
-        sandbox::resolve(self.root, relative, &sandbox::WORKSPACE).map_err(|e| e.to_string())
+        let resolved = sandbox::resolve(self.root, &relative, &sandbox::WORKSPACE)
+            .map_err(|e| e.to_string())?;
+        if let Some(home) = &self.home {
+            let real = fs::canonicalize(&resolved).unwrap_or_else(|_| resolved.clone());
+            if real.starts_with(home) || resolved.starts_with(home) {
+                return Err(format!(
+                    "refused path '{path}': it is inside the clawft home (its config and \
+                     sessions), which the tools may not touch"
+                ));
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// [`Workspace::resolve`] for a file to write: also not inside a `.git`
+    /// directory, whose config and hooks run programs.
+    fn resolve_for_writing(&self, path: &str) -> Result<PathBuf, String> {
+        let resolved = self.resolve(path)?;
+        let in_git = resolved
+            .strip_prefix(self.root)
+            .unwrap_or(&resolved)
+            .components()
+            .any(|c| c.as_os_str() == ".git");
+        if in_git {
+            return Err(format!(
+                "refused path '{path}': files inside .git may not be written (git runs what \
+                 its config and hooks say)"
+            ));
+        }
+        Ok(resolved)
     }
 
     /// Makes sure the workspace exists (natively it is created on first
@@ -161,7 +212,7 @@ impl<'a> Workspace<'a> {
                 self.root.display()
             ));
         }
-        create_private_dir(self.root)
+        crate::session::file::create_private_dir(self.root)
             .map_err(|e| format!("cannot create the workspace {}: {e}", self.root.display()))
     }
 }
@@ -196,6 +247,10 @@ fn read_text(path: &Path, shown: &str) -> Result<String, String> {
             "'{shown}' is a directory; use list_dir to see what it holds"
         ));
     }
+    if !meta.is_file() {
+        // A FIFO or a device would block or never end.
+        return Err(format!("'{shown}' is not a regular file"));
+    }
     if meta.len() > MAX_READ_BYTES {
         return Err(format!(
             "'{shown}' is {}, more than the {} limit",
@@ -228,14 +283,15 @@ fn read_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String
             return Err(format!("end_line {last} is before start_line {first}"));
         }
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        if first as usize > lines.len().max(1) {
+        let count = lines.len() as u64;
+        if first > count.max(1) {
             return Err(format!(
-                "'{shown}' has {} lines; start_line {first} is past its end",
-                lines.len()
+                "'{shown}' has {count} lines; start_line {first} is past its end"
             ));
         }
-        let last = (last as usize).min(lines.len());
-        lines[first as usize - 1..last].concat()
+        // Both are within 1..=count here, so they fit a usize on wasm32 too.
+        let (from, to) = (first - 1, last.min(count));
+        lines[from as usize..to as usize].concat()
     };
     let summary = format!("{shown} -> {}", size(content.len()));
     Ok((content, summary))
@@ -251,7 +307,7 @@ fn write_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), Strin
             size(MAX_WRITE_BYTES)
         ));
     }
-    let path = ws.resolve(&shown)?;
+    let path = ws.resolve_for_writing(&shown)?;
     if path.is_dir() {
         return Err(format!("'{shown}' is a directory"));
     }
@@ -274,7 +330,7 @@ fn edit_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String
     if old.is_empty() {
         return Err("old_text is empty; give the exact text to replace".into());
     }
-    let path = ws.resolve(&shown)?;
+    let path = ws.resolve_for_writing(&shown)?;
     let text = read_text(&path, &shown)?;
     let count = text.matches(old.as_str()).count();
     match count {
@@ -299,23 +355,28 @@ fn edit_file(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String
 fn list_dir(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
     let shown = args.opt::<String>("path")?.unwrap_or_else(|| ".".into());
     let path = ws.resolve(&shown)?;
-    let mut lines: Vec<String> = Vec::new();
+    // Names first (up to a bound), sorted, then the first MAX_ENTRIES
+    // described: a big directory shows the start of its sorted listing.
+    let mut names: Vec<String> = Vec::new();
     let read = fs::read_dir(&path).map_err(|e| io_error(&shown, &e))?;
     let mut total = 0;
     for entry in read {
         let entry = entry.map_err(|e| io_error(&shown, &e))?;
         total += 1;
-        if lines.len() >= MAX_ENTRIES {
-            continue;
+        if names.len() < MAX_LISTED {
+            names.push(entry.file_name().to_string_lossy().into_owned());
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let line = match entry.file_type() {
-            Ok(t) if t.is_symlink() => format!("{name} (link)\n"),
-            Ok(t) if t.is_dir() => format!("{name}/ (dir)\n"),
-            _ => match entry.metadata() {
-                Ok(meta) => format!("{name} (file, {})\n", size(meta.len() as usize)),
-                Err(_) => format!("{name} (file)\n"),
-            },
+    }
+    names.sort_unstable();
+    names.truncate(MAX_ENTRIES);
+    let mut lines: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let here = path.join(&name);
+        let line = match fs::symlink_metadata(&here) {
+            Ok(meta) if meta.file_type().is_symlink() => format!("{name} (link)\n"),
+            Ok(meta) if meta.is_dir() => format!("{name}/ (dir)\n"),
+            Ok(meta) => format!("{name} (file, {})\n", size(meta.len() as usize)),
+            Err(_) => format!("{name} (unreadable)\n"),
         };
         lines.push(line);
     }
@@ -385,7 +446,11 @@ impl Search<'_> {
             if depth > 32 {
                 return Ok(());
             }
-            let mut names: Vec<String> = fs::read_dir(path)?
+            // An unreadable directory is passed over, not the whole search.
+            let Ok(entries) = fs::read_dir(path) else {
+                return Ok(());
+            };
+            let mut names: Vec<String> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| !n.starts_with('.'))
@@ -462,37 +527,63 @@ impl Pattern {
     }
 }
 
-/// Replaces a file's contents: written beside it, then renamed over it,
-/// so a crash leaves the old file or the new one, never half of either.
-/// Where a host cannot rename, the file is written in place.
+/// Replaces a file's contents: written to a new file beside it, then
+/// renamed over it, so a crash leaves the old file or the new one, never
+/// half of either. The new file has a name no one else uses and is created
+/// exclusively (a link planted under that name is never followed); it
+/// takes the old file's permissions. Where a host cannot rename, the file
+/// is written in place.
 fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".clawft-tmp");
-    let temp = PathBuf::from(temp);
-    let written = fs::File::create(&temp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.flush()
-    });
-    match written.and_then(|()| fs::rename(&temp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-            let _ = fs::remove_file(&temp);
-            fs::write(path, bytes)
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(
+        ".{name}.{nanos:x}-{}.clawft-tmp",
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let old = fs::metadata(path).ok();
+    let result = write_new(&temp, bytes).and_then(|()| {
+        #[cfg(unix)]
+        if let Some(old) = &old {
+            fs::set_permissions(&temp, old.permissions())?;
         }
+        fs::rename(&temp, path)
+    });
+    match result {
+        Ok(()) => Ok(()),
         Err(e) => {
             let _ = fs::remove_file(&temp);
-            Err(e)
+            if e.kind() == io::ErrorKind::Unsupported && old.is_some() {
+                fs::write(path, bytes)
+            } else {
+                Err(e)
+            }
         }
     }
 }
 
-/// A directory only its owner may enter (natively; WASI has no modes).
-fn create_private_dir(path: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
+/// Writes a file that must not exist yet. Under WASI 0.2 through
+/// `wasi:filesystem` itself (see `session::file`): some hosts refuse the
+/// flags std opens writable files with.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(all(target_os = "wasi", target_env = "p2"))]
+    {
+        let mut file = crate::session::file::Writable::create_new(path)?;
+        file.append(bytes)
+    }
+    #[cfg(not(all(target_os = "wasi", target_env = "p2")))]
+    {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.write_all(bytes)
+    }
 }
 
 #[cfg(test)]
@@ -632,5 +723,130 @@ mod tests {
         }
         assert_eq!(fs::read_to_string(&secret).unwrap(), "keep out");
         assert_eq!(fs::read_dir(outer.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn huge_line_numbers_are_answered_not_trusted() {
+        let dir = crate::test_support::scratch();
+        let tools = Toolbox::new(&settings(dir.path()), Caller::Cli);
+        fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
+        use serde_json::json;
+        let (err, said) = run(
+            &tools,
+            "read_file",
+            json!({"path": "a.txt", "start_line": 4294967296u64}),
+        );
+        assert!(err && said.contains("past its end"), "{said}");
+        let (err, said) = run(
+            &tools,
+            "read_file",
+            json!({"path": "a.txt", "start_line": 2, "end_line": 4294967296u64}),
+        );
+        assert_eq!((err, said.as_str()), (false, "two\n"));
+    }
+
+    #[test]
+    fn git_internals_and_a_home_inside_the_workspace_are_off_limits() {
+        let dir = crate::test_support::scratch();
+        let mut s = settings(dir.path());
+        s.home = dir.path().join(".clawft");
+        fs::create_dir(&s.home).unwrap();
+        fs::write(s.home.join("config.json"), "{\"secret\": 1}").unwrap();
+        fs::create_dir(dir.path().join(".git")).unwrap();
+        let tools = Toolbox::new(&s, Caller::Cli);
+        use serde_json::json;
+        for path in [".clawft/config.json", ".clawft/sessions/x.jsonl"] {
+            let (err, said) = run(&tools, "read_file", json!({"path": path}));
+            assert!(err && said.contains("clawft home"), "{said}");
+            let (err, said) = run(&tools, "write_file", json!({"path": path, "content": "x"}));
+            assert!(err && said.contains("clawft home"), "{said}");
+        }
+        let (err, said) = run(
+            &tools,
+            "write_file",
+            json!({"path": ".git/config", "content": "[core]\n"}),
+        );
+        assert!(err && said.contains(".git"), "{said}");
+        assert!(!dir.path().join(".git/config").exists());
+        assert_eq!(
+            fs::read_to_string(s.home.join("config.json")).unwrap(),
+            "{\"secret\": 1}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writes_keep_the_mode_and_never_follow_a_planted_temp_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let outer = crate::test_support::scratch();
+        let ws = outer.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        let victim = outer.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        for name in [
+            "notes.md.clawft-tmp",
+            ".notes.md.clawft-tmp",
+            ".notes.md.0-0.clawft-tmp",
+        ] {
+            std::os::unix::fs::symlink(&victim, ws.join(name)).unwrap();
+        }
+        let tools = Toolbox::new(&settings(&ws), Caller::Cli);
+        use serde_json::json;
+        let (err, said) = run(
+            &tools,
+            "write_file",
+            json!({"path": "notes.md", "content": "new"}),
+        );
+        assert!(!err, "{said}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(fs::read_to_string(ws.join("notes.md")).unwrap(), "new");
+
+        let script = ws.join("run.sh");
+        fs::write(&script, "echo hi\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).unwrap();
+        let (err, said) = run(
+            &tools,
+            "edit_file",
+            json!({"path": "run.sh", "old_text": "hi", "new_text": "there"}),
+        );
+        assert!(!err, "{said}");
+        let mode = fs::metadata(&script).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // No temp file is left behind: only the three planted links remain.
+        let temps = fs::read_dir(&ws)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".clawft-tmp"))
+            .count();
+        assert_eq!(temps, 3);
+    }
+
+    #[cfg(all(unix, not(target_os = "wasi")))]
+    #[test]
+    fn a_fifo_is_refused_rather_than_waited_on() {
+        let dir = crate::test_support::scratch();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return; // no mkfifo on this machine
+        }
+        let tools = Toolbox::new(&settings(dir.path()), Caller::Cli);
+        let (err, said) = run(&tools, "read_file", serde_json::json!({"path": "pipe"}));
+        assert!(err && said.contains("not a regular file"), "{said}");
+    }
+
+    #[test]
+    fn a_large_directory_shows_its_first_names_in_order() {
+        let dir = crate::test_support::scratch();
+        for i in (0..super::MAX_ENTRIES + 20).rev() {
+            fs::write(dir.path().join(format!("f{i:04}")), "").unwrap();
+        }
+        let tools = Toolbox::new(&settings(dir.path()), Caller::Cli);
+        let (err, said) = run(&tools, "list_dir", serde_json::json!({}));
+        assert!(!err, "{said}");
+        let lines: Vec<&str> = said.lines().collect();
+        assert!(lines[0].starts_with("f0000 "), "{}", lines[0]);
+        assert!(lines[499].starts_with("f0499 "), "{}", lines[499]);
+        assert!(lines[500].contains("first 500 of 520"), "{}", lines[500]);
     }
 }

@@ -25,6 +25,9 @@ pub use files::Workspace;
 pub struct ToolSettings {
     /// Where the file tools (and `exec`) work.
     pub workspace: PathBuf,
+    /// The clawft home, which the tools may not touch even when it lies
+    /// inside the workspace.
+    pub home: PathBuf,
     /// The file tools: read, write, edit, list, search.
     pub files: bool,
     pub web: bool,
@@ -252,7 +255,11 @@ impl Toolbox {
         let result = match spec.name {
             "web_fetch" => web::run(&self.settings, &args),
             "exec" => exec::run(&self.settings, &args),
-            name => files::run(name, &Workspace::new(&self.settings.workspace), &args),
+            name => files::run(
+                name,
+                &Workspace::new(&self.settings.workspace, &self.settings.home),
+                &args,
+            ),
         };
         match result {
             Ok((content, summary)) => Outcome {
@@ -309,6 +316,7 @@ mod tests {
     pub(crate) fn settings(workspace: &std::path::Path) -> ToolSettings {
         ToolSettings {
             workspace: workspace.to_owned(),
+            home: workspace.join("no-home-here"),
             files: true,
             web: false,
             exec: false,
