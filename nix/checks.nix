@@ -101,7 +101,9 @@ let
         preCheck = ''
           export HOME=$(mktemp -d)
           mkdir -p "$PWD/target/wasi-tmp"
-          export ${runnerVar}="wasmtime run ${lib.optionalString (target == "wasm32-wasip2") "-S http "}--dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
+          export ${runnerVar}="wasmtime run ${
+            lib.optionalString (target == "wasm32-wasip2") "-S http "
+          }--dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
         '';
       }
     );
