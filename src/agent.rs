@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::home::Home;
 use crate::provider::{self, Ask, Reader, Reply, ToolSpec};
 use crate::session::{Sessions, Skipped};
-use crate::tools::{Toolbox, MAX_REPEATS};
+use crate::tools::{Toolbox, MAX_CALLS_PER_ROUND, MAX_REPEATS};
 use crate::{http, retry, secrets};
 
 /// The longest message a user may send in one turn.
@@ -66,7 +66,7 @@ pub enum Event {
     /// Characters arrived broken (a stream cut through a character) and
     /// were shown as U+FFFD.
     Repaired(usize),
-    /// A tool ran. `summary` is already one clean line.
+    /// A tool ran. `name` and `summary` are already one clean line each.
     Tool {
         name: String,
         summary: String,
@@ -255,9 +255,14 @@ impl Run {
                         };
                         continue;
                     };
-                    let outcome = self.tools.run(call);
+                    let outcome = if next < MAX_CALLS_PER_ROUND {
+                        self.tools.run(call)
+                    } else {
+                        self.tools.not_run()
+                    };
                     let event = Event::Tool {
-                        name: call.name.clone(),
+                        // Chosen by the model: it reaches the terminal.
+                        name: secrets::one_line(&call.name),
                         summary: secrets::one_line(&outcome.summary),
                         is_error: outcome.is_error,
                     };
@@ -404,7 +409,7 @@ pub fn history(
     for skipped in &session.skipped {
         notice(Notice::Skipped(skipped));
     }
-    let mut conversation = window(&session.messages, settings.memory_window).to_vec();
+    let mut conversation = window(&session.messages, settings.memory_window);
     conversation.push(Message::text(Role::User, message));
     Ok(conversation)
 }

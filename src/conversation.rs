@@ -3,6 +3,8 @@
 //! a tool, a tool's result). [`crate::provider`] turns it into each
 //! protocol's request shape; [`crate::session`] into lines on disk.
 
+use std::borrow::Cow;
+
 /// Who said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -155,15 +157,115 @@ impl Message {
     }
 }
 
-/// The last `size` messages, starting with a user message: a turn starts
-/// with the user, so the window never opens on an assistant reply or on
-/// tool results whose calls were cut off (providers refuse both).
-pub fn window(messages: &[Message], size: usize) -> &[Message] {
-    let mut recent = &messages[messages.len().saturating_sub(size)..];
-    while recent.first().is_some_and(|m| m.role != Role::User) {
-        recent = &recent[1..];
+/// The last `size` messages, as a turn sends them. The window opens on the
+/// first user message in it; a window that holds none (one long tool turn
+/// fills it) opens on the first assistant message, after a short user note,
+/// since providers expect the user to speak first. It never opens on tool
+/// results, whose calls it cut off.
+pub fn window(messages: &[Message], size: usize) -> Vec<Message> {
+    let recent = &messages[messages.len().saturating_sub(size)..];
+    if let Some(at) = recent.iter().position(|m| m.role == Role::User) {
+        return recent[at..].to_vec();
     }
-    recent
+    let Some(at) = recent.iter().position(|m| m.role == Role::Assistant) else {
+        return Vec::new();
+    };
+    let mut window = Vec::with_capacity(recent.len() - at + 1);
+    window.push(Message {
+        role: Role::User,
+        parts: vec![Part::Text(EARLIER_NOT_SHOWN.into())],
+        timestamp: recent[at].timestamp.clone(),
+    });
+    window.extend_from_slice(&recent[at..]);
+    window
+}
+
+/// The user note a window opens with when it starts inside a turn.
+pub const EARLIER_NOT_SHOWN: &str = "(The earlier part of this conversation is not shown.)";
+
+/// What stands in for a tool result that is missing from the history.
+pub const RESULT_LOST: &str = "the result of this call was lost (the session was not saved whole)";
+
+/// The history as providers accept it: each call answered by results right
+/// after it, and no result without its call. A session torn by a crash can
+/// hold a call whose result was lost; providers refuse that history for
+/// good, so an error result stands in for the lost one. A result whose call
+/// is gone is left out. Borrows when there is nothing to mend.
+pub fn mended(history: &[Message]) -> Cow<'_, [Message]> {
+    if is_paired(history) {
+        return Cow::Borrowed(history);
+    }
+    let mut mended: Vec<Message> = Vec::with_capacity(history.len() + 1);
+    let mut open: Vec<&ToolCall> = Vec::new();
+    for message in history {
+        if message.role == Role::Tool {
+            let answered = |part: &Part| match part {
+                Part::Result(r) => take(&mut open, |c| c.id == r.call_id).is_some(),
+                _ => false,
+            };
+            let mut kept = message.clone();
+            kept.parts.retain(answered);
+            if !kept.parts.is_empty() {
+                mended.push(kept);
+            }
+            continue;
+        }
+        answer_lost(&mut mended, &mut open);
+        mended.push(message.clone());
+        if message.role == Role::Assistant {
+            open = message.calls().collect();
+        }
+    }
+    answer_lost(&mut mended, &mut open);
+    Cow::Owned(mended)
+}
+
+/// Whether every call in the history is answered right after it, and every
+/// result answers such a call.
+fn is_paired(history: &[Message]) -> bool {
+    let mut open: Vec<&ToolCall> = Vec::new();
+    for message in history {
+        if message.role == Role::Tool {
+            let all_answer = message.parts.iter().all(|part| match part {
+                Part::Result(r) => take(&mut open, |c| c.id == r.call_id).is_some(),
+                _ => false,
+            });
+            if !all_answer {
+                return false;
+            }
+        } else if !open.is_empty() {
+            return false;
+        } else if message.role == Role::Assistant {
+            open = message.calls().collect();
+        }
+    }
+    open.is_empty()
+}
+
+/// Removes and returns the first item that matches.
+fn take<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Option<T> {
+    let at = items.iter().position(matches)?;
+    Some(items.remove(at))
+}
+
+/// An error result for each call still waiting for one.
+fn answer_lost(mended: &mut Vec<Message>, open: &mut Vec<&ToolCall>) {
+    for call in open.drain(..) {
+        let timestamp = mended
+            .last()
+            .map(|m| m.timestamp.clone())
+            .unwrap_or_default();
+        mended.push(Message {
+            role: Role::Tool,
+            parts: vec![Part::Result(ToolResult {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                content: RESULT_LOST.into(),
+                is_error: true,
+            })],
+            timestamp,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +284,7 @@ mod tests {
                 Message::text(role, i.to_string())
             })
             .collect();
-        let contents = |w: &[Message]| w.iter().map(Message::joined_text).collect::<Vec<_>>();
+        let contents = |w: Vec<Message>| w.iter().map(Message::joined_text).collect::<Vec<_>>();
         assert_eq!(contents(window(&talk, 4)), ["2", "3", "4", "5"]);
         assert_eq!(contents(window(&talk, 3)), ["4", "5"]);
         assert_eq!(contents(window(&talk, 100)).len(), 6);
@@ -213,5 +315,91 @@ mod tests {
         assert_eq!(window(&talk, 5).len(), 5);
         assert!(talk[1].is_sendable() && talk[2].is_sendable());
         assert!(!Message::text(Role::Assistant, " ").is_sendable());
+    }
+
+    fn call(id: &str) -> Part {
+        Part::Call(ToolCall {
+            id: id.into(),
+            name: "read_file".into(),
+            arguments: "{}".into(),
+        })
+    }
+
+    fn result(id: &str) -> Part {
+        Part::Result(ToolResult {
+            call_id: id.into(),
+            name: "read_file".into(),
+            content: format!("content of {id}"),
+            is_error: false,
+        })
+    }
+
+    #[test]
+    fn a_window_inside_one_long_tool_turn_keeps_its_end() {
+        let mut talk = vec![Message::text(Role::User, "read them all")];
+        for round in 0..12 {
+            let ids: Vec<String> = (0..4).map(|i| format!("c{round}-{i}")).collect();
+            talk.push(Message::new(
+                Role::Assistant,
+                ids.iter().map(|id| call(id)).collect(),
+            ));
+            talk.extend(
+                ids.iter()
+                    .map(|id| Message::new(Role::Tool, vec![result(id)])),
+            );
+        }
+        talk.push(Message::text(Role::Assistant, "all read"));
+        assert_eq!(talk.len(), 62);
+        let kept = window(&talk, 50);
+        assert_eq!(kept[0].joined_text(), EARLIER_NOT_SHOWN);
+        assert_eq!(kept[1].role, Role::Assistant);
+        assert_eq!(kept.last().unwrap().joined_text(), "all read");
+        assert_eq!(
+            kept.len(),
+            1 + 50 - 4,
+            "opens on the first call after the cut"
+        );
+        assert!(matches!(mended(&kept), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn lost_results_are_stood_in_for_and_orphans_dropped() {
+        let talk = vec![
+            Message::text(Role::User, "a"),
+            Message::new(Role::Assistant, vec![call("c1"), call("c2")]),
+            Message::new(Role::Tool, vec![result("c1")]),
+            // c2's result was torn off by a crash.
+            Message::text(Role::User, "b"),
+            Message::new(Role::Tool, vec![result("gone")]),
+            Message::text(Role::Assistant, "ok"),
+        ];
+        let fixed = mended(&talk);
+        let shape: Vec<(Role, String)> = fixed
+            .iter()
+            .map(|m| {
+                let what = match &m.parts[0] {
+                    Part::Result(r) => format!("{} {}", r.call_id, r.is_error),
+                    _ => m.as_text(),
+                };
+                (m.role, what)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (Role::User, "a\n".to_owned()),
+                (
+                    Role::Assistant,
+                    "-> read_file {}\n-> read_file {}\n".to_owned()
+                ),
+                (Role::Tool, "c1 false".to_owned()),
+                (Role::Tool, "c2 true".to_owned()),
+                (Role::User, "b\n".to_owned()),
+                (Role::Assistant, "ok\n".to_owned()),
+            ]
+        );
+        assert!(matches!(mended(&fixed), Cow::Borrowed(_)));
+        // A history ending in a call still waiting gets its stand-in too.
+        assert_eq!(mended(&talk[..3]).len(), 4);
     }
 }

@@ -3,7 +3,7 @@
 //! Every variant is something a caller can match on and a person can read:
 //! `Display` is a single line meant for stderr. Secrets never reach these
 //! messages; text that came from a provider is passed through
-//! [`crate::provider::redact`] before it is stored here.
+//! [`crate::provider::clean`] (redacted, one line) before it is stored here.
 
 use std::fmt;
 use std::io;
@@ -142,8 +142,9 @@ impl fmt::Display for Error {
             ),
             Error::ToolRepeat { name, times } => write!(
                 f,
-                "the model called {name} with the same arguments {times} times in a row; \
-                 the turn was stopped"
+                "the model called {} with the same arguments {times} times in a row; \
+                 the turn was stopped",
+                quoted(name)
             ),
             Error::NotSaved {
                 session,

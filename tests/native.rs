@@ -210,6 +210,13 @@ mod tools {
     }
 
     #[test]
+    fn torn_session() {
+        for protocol in Protocol::BOTH {
+            check(t::torn_session(&weft(), &Server::start(), protocol));
+        }
+    }
+
+    #[test]
     fn no_tools() {
         for protocol in Protocol::BOTH {
             check(t::no_tools(&weft(), &Server::start(), protocol));

@@ -263,6 +263,13 @@ mod tools {
     }
 
     #[test]
+    fn wasip2_torn_session() {
+        for protocol in Protocol::BOTH {
+            check(t::torn_session(&Weft::wasip2(), &Server::start(), protocol));
+        }
+    }
+
+    #[test]
     fn wasip2_no_tools() {
         check(t::no_tools(
             &Weft::wasip2(),

@@ -339,7 +339,7 @@ impl Gateway {
                 let saved = sessions
                     .load_recent(key, settings.memory_window)
                     .map_err(|e| ApiError::from_error(&e))?;
-                let mut history = window(&saved.messages, settings.memory_window).to_vec();
+                let mut history = window(&saved.messages, settings.memory_window);
                 let last = body
                     .messages
                     .iter()

@@ -12,6 +12,8 @@
 //! `{}`), `message_delta` the stop reason, `message_stop` the end, and
 //! `error` a failure mid-stream (for example `overloaded_error`).
 
+use std::collections::BTreeSet;
+
 use super::stream::Pieces;
 use super::{arguments_object, Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
 use crate::config::Settings;
@@ -45,6 +47,7 @@ impl Wire for Anthropic {
     fn body(&self, settings: &Settings, ask: &Ask<'_>) -> Json {
         let mut messages: Vec<Json> = Vec::with_capacity(ask.history.len());
         let mut results: Vec<Json> = Vec::new();
+        let mut ids = BlockIds::default();
         // System messages (a gateway client sends them) join the top-level
         // system prompt: Anthropic has no system role in `messages`.
         let mut system: Vec<String> = settings.system_prompt.iter().cloned().collect();
@@ -58,7 +61,7 @@ impl Wire for Anthropic {
                 results.extend(message.results().map(|r| {
                     let mut block = vec![
                         Member::new("type", "tool_result"),
-                        Member::new("tool_use_id", block_id(&r.call_id)),
+                        Member::new("tool_use_id", ids.for_result(&r.call_id)),
                         Member::new("content", r.content.as_str()),
                     ];
                     if r.is_error {
@@ -71,7 +74,7 @@ impl Wire for Anthropic {
             if !results.is_empty() {
                 messages.push(user_results(std::mem::take(&mut results)));
             }
-            messages.push(encode(message));
+            messages.push(encode(message, &ids.for_calls(message)));
         }
         if !results.is_empty() {
             messages.push(user_results(results));
@@ -161,8 +164,8 @@ impl Wire for Anthropic {
 }
 
 /// A user or assistant message: plain text, or content blocks when it
-/// carries tool calls (text first).
-fn encode(message: &Message) -> Json {
+/// carries tool calls (text first), with these block ids.
+fn encode(message: &Message, block_ids: &[String]) -> Json {
     let text = message.joined_text();
     let content = if message.calls().next().is_none() {
         Json::from(text)
@@ -171,13 +174,13 @@ fn encode(message: &Message) -> Json {
         if !text.trim().is_empty() {
             blocks.push(object([("type", "text".into()), ("text", text.into())]));
         }
-        for call in message.calls() {
+        for (call, id) in message.calls().zip(block_ids) {
             // Arguments that were not a JSON object were answered with an
             // error already; the block still needs an object.
             let input = arguments_object(&call.arguments).unwrap_or(Json::Object(Vec::new()));
             blocks.push(object([
                 ("type", "tool_use".into()),
-                ("id", block_id(&call.id).into()),
+                ("id", id.as_str().into()),
                 ("name", call.name.as_str().into()),
                 ("input", input),
             ]));
@@ -191,9 +194,49 @@ fn user_results(blocks: Vec<Json>) -> Json {
     object([("role", "user".into()), ("content", Json::Array(blocks))])
 }
 
-/// A call id as Anthropic accepts it (letters, digits, `_` and `-`): ids
-/// from another provider, in a session that switched, may hold others.
-fn block_id(id: &str) -> String {
+/// Call ids as Anthropic accepts them: letters, digits, `_` and `-` only,
+/// and each used once in a request. A session that switched provider may
+/// hold ids with other characters, or ids that repeat (made up for servers
+/// that sent none); each call gets an id of its own, and its results the
+/// same one.
+#[derive(Default)]
+struct BlockIds {
+    used: BTreeSet<String>,
+    /// The calls of the latest assistant message: (call id, block id).
+    round: Vec<(String, String)>,
+}
+
+impl BlockIds {
+    /// The block ids for an assistant message's calls, in order.
+    fn for_calls(&mut self, message: &Message) -> Vec<String> {
+        self.round.clear();
+        message
+            .calls()
+            .map(|call| {
+                let clean = clean_id(&call.id);
+                let mut unique = clean.clone();
+                let mut n = 1;
+                while self.used.contains(&unique) {
+                    n += 1;
+                    unique = format!("{clean}_{n}");
+                }
+                self.used.insert(unique.clone());
+                self.round.push((call.id.clone(), unique.clone()));
+                unique
+            })
+            .collect()
+    }
+
+    /// The block id of the call a result answers.
+    fn for_result(&mut self, call_id: &str) -> String {
+        match self.round.iter().position(|(id, _)| id == call_id) {
+            Some(at) => self.round.remove(at).1,
+            None => clean_id(call_id),
+        }
+    }
+}
+
+fn clean_id(id: &str) -> String {
     let clean: String = id
         .chars()
         .map(|c| {
@@ -402,6 +445,59 @@ mod tests {
             stream: false,
         };
         serde_json::from_str(&Anthropic.body(&settings(), &ask).to_text()).unwrap()
+    }
+
+    #[test]
+    fn repeated_and_foreign_call_ids_become_unique_block_ids() {
+        let call = |id: &str| {
+            Part::Call(ToolCall {
+                id: id.into(),
+                name: "read_file".into(),
+                arguments: "{}".into(),
+            })
+        };
+        let result = |id: &str| {
+            Message::new(
+                Role::Tool,
+                vec![Part::Result(ToolResult {
+                    call_id: id.into(),
+                    name: "read_file".into(),
+                    content: format!("for {id}"),
+                    is_error: false,
+                })],
+            )
+        };
+        let history = [
+            Message::text(Role::User, "go"),
+            Message::new(
+                Role::Assistant,
+                vec![call("functions.read:0"), call("functions.read_0")],
+            ),
+            result("functions.read:0"),
+            result("functions.read_0"),
+            Message::new(Role::Assistant, vec![call("functions.read:0")]),
+            result("functions.read:0"),
+        ];
+        let body = body_json(&history, &[], false);
+        let ids = |at: usize, kind: &str, key: &str| -> Vec<String> {
+            body["messages"][at]["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["type"] == kind)
+                .map(|b| b[key].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            ids(1, "tool_use", "id"),
+            ["functions_read_0", "functions_read_0_2"]
+        );
+        assert_eq!(
+            ids(2, "tool_result", "tool_use_id"),
+            ["functions_read_0", "functions_read_0_2"]
+        );
+        assert_eq!(ids(3, "tool_use", "id"), ["functions_read_0_3"]);
+        assert_eq!(ids(4, "tool_result", "tool_use_id"), ["functions_read_0_3"]);
     }
 
     /// Feeds named events; returns the text shown and the reply.

@@ -9,6 +9,9 @@
 //! `index`, and by `id` since some compatible servers reuse index 0 for
 //! parallel calls), ended by `data: [DONE]`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use super::stream::Pieces;
 use super::{Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
 use crate::config::Settings;
@@ -199,11 +202,20 @@ fn arguments_text(value: &Json) -> String {
     }
 }
 
-/// A call's id, or one made up for servers that send none.
+/// A call's id, or one made up for servers that send none: unique across
+/// replies and runs (the time and a counter), since a session may later be
+/// sent to a provider that refuses repeated ids.
 fn call_id(id: Option<&str>, position: usize) -> String {
+    static MADE_UP: AtomicU64 = AtomicU64::new(0);
     match id {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => format!("call_clawft_{position}"),
+        _ => {
+            let micros = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            let count = MADE_UP.fetch_add(1, Ordering::Relaxed);
+            format!("call_clawft_{micros:x}{count:x}_{position}")
+        }
     }
 }
 
@@ -306,7 +318,9 @@ impl Decoder for Stream {
                 }
             }
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Json::as_str) {
+        // Some servers send "" on every chunk until the last: not an end.
+        let reason = choice.get("finish_reason").and_then(Json::as_str);
+        if let Some(reason) = reason.filter(|r| !r.trim().is_empty()) {
             self.stop = Some(Stop::from_name(reason));
             step.text.push_str(&self.text.finish());
             step.done = true;
@@ -504,14 +518,32 @@ mod tests {
                 },
                 // No id from the server: one is made up; an object is written out.
                 ToolCall {
-                    id: "call_clawft_1".into(),
+                    id: reply.calls[1].id.clone(),
                     name: "read_file".into(),
                     arguments: r#"{"path":"x"}"#.into()
                 }
             ]
         );
+        assert!(reply.calls[1].id.starts_with("call_clawft_"));
+        let again = OpenAi.complete(calls).unwrap();
+        assert_ne!(again.calls[1].id, reply.calls[1].id, "made-up ids repeat");
         assert!(OpenAi.complete(br#"{"choices":[]}"#).is_err());
         assert!(OpenAi.complete(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_empty_finish_reason_does_not_end_the_stream() {
+        let mut decoder = OpenAi.decoder();
+        let mut done = Vec::new();
+        for data in [
+            r#"{"choices":[{"delta":{"content":"Hel"},"finish_reason":""}]}"#,
+            r#"{"choices":[{"delta":{"content":"lo"},"finish_reason":""}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ] {
+            done.push(decoder.event(&event(data)).unwrap().done);
+        }
+        assert_eq!(done, [false, false, true]);
+        assert_eq!(decoder.finish().unwrap().text, "Hello");
     }
 
     #[test]

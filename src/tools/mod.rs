@@ -54,6 +54,9 @@ pub const DEFAULT_WEB_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_WEB_MAX_BYTES: usize = 1 << 20;
 /// The same call (name and arguments) this many rounds in a row ends the turn.
 pub const MAX_REPEATS: usize = 3;
+/// The most calls of one reply that run; the rest are answered with an
+/// error (a looping model or a broken server can send thousands).
+pub const MAX_CALLS_PER_ROUND: usize = 64;
 
 /// Who is asking: the gateway offers `exec` only if the config says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +272,14 @@ impl Toolbox {
             },
             Err(why) => self.error(why),
         }
+    }
+
+    /// The answer to a call beyond [`MAX_CALLS_PER_ROUND`], which is not run.
+    pub fn not_run(&self) -> Outcome {
+        self.error(format!(
+            "not run: at most {MAX_CALLS_PER_ROUND} calls of one reply are run; \
+             ask again for the rest"
+        ))
     }
 
     fn error(&self, why: String) -> Outcome {

@@ -304,6 +304,16 @@ fn check_anthropic(messages: &[Value], has_tools: bool) -> Result<(), String> {
     if messages.first().map(|m| &m["role"]) != Some(&json!("user")) {
         return Err("the first message must use the user role".into());
     }
+    let mut every_use: Vec<&str> = messages
+        .iter()
+        .flat_map(|m| m["content"].as_array().into_iter().flatten())
+        .filter(|b| b["type"] == "tool_use")
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    every_use.sort_unstable();
+    if let Some(pair) = every_use.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("`tool_use` ids must be unique: {:?}", pair[0]));
+    }
     for (i, m) in messages.iter().enumerate() {
         let role = m["role"].as_str().unwrap_or("");
         if role != "user" && role != "assistant" {

@@ -183,7 +183,8 @@ pub fn bad_calls(weft: &Weft, server: &Server, protocol: Protocol, stream: bool)
     weft.write_config(&model_config(server, protocol, json!({})));
     let plan = json!({"plan": [{"calls": [
         {"name": "read_file", "raw_arguments": "{\"path\": \"no"},
-        {"name": "delete_everything", "arguments": {}}
+        {"name": "delete_everything", "arguments": {}},
+        {"name": "x\u{1b}]52;c;cm0gLXJmIH4K\u{7}\u{1b}[2J\u{9b}31m", "arguments": {}}
     ]}]});
     let out = run_plan(weft, &plan, "bad", stream, &[]);
     ensure!(out.code == 0, "a bad call failed the turn:\n{out}");
@@ -195,8 +196,14 @@ pub fn bad_calls(weft: &Weft, server: &Server, protocol: Protocol, stream: bool)
                 .contains("[error] error: there is no tool named 'delete_everything'"),
         "the model did not get both errors:\n{out}"
     );
+    // The name the model chose reaches stderr (a terminal) without its
+    // control characters.
     ensure!(
-        roles(weft, "bad") == ["user", "assistant", "tool", "tool", "assistant"],
+        !out.stderr.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "control characters from a tool name reached stderr:\n{out}"
+    );
+    ensure!(
+        roles(weft, "bad") == ["user", "assistant", "tool", "tool", "tool", "assistant"],
         "saved {:?}",
         roles(weft, "bad")
     );
@@ -224,12 +231,48 @@ pub fn limits(weft: &Weft, server: &Server, protocol: Protocol, stream: bool) ->
 
     let same = json!({"plan": [{"calls": [{"name": "list_dir", "arguments": {"path": "."}}]}], "then": "same"});
     let out = run_plan(weft, &same, "repeat", stream, &[]);
-    check_last_error(&out, &["called list_dir with the same arguments 3 times"])?;
+    check_last_error(&out, &["called 'list_dir' with the same arguments 3 times"])?;
     ensure!(server.take_requests().len() == 3, "expected 3 requests");
     ensure!(
         !weft.session_file("repeat").exists(),
         "a stopped turn was saved"
     );
+    Ok(())
+}
+
+/// A crash tore a saved tool turn: the session file ends inside the line of
+/// a tool result, so a call has no result. The next turns still go out in
+/// a shape the provider accepts (the stand-in refuses a call left
+/// unanswered, as the real APIs do), with a stand-in error result for the
+/// lost one, and the session file keeps every line it had.
+pub fn torn_session(weft: &Weft, server: &Server, protocol: Protocol) -> Outcome {
+    weft.write_config(&model_config(server, protocol, json!({})));
+    fs::create_dir_all(weft.workspace()).map_err(|e| e.to_string())?;
+    let plan = json!({"plan": [{"calls": [
+        {"name": "list_dir", "arguments": {}},
+        {"name": "list_dir", "arguments": {"path": "."}}
+    ]}]});
+    let out = run_plan(weft, &plan, "torn", false, &[]);
+    ensure!(out.code == 0, "the first turn failed:\n{out}");
+    let path = weft.session_file("torn");
+    let text = fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let second_result = text
+        .match_indices("{\"role\":\"tool\"")
+        .nth(1)
+        .map(|(at, _)| at)
+        .ok_or_else(|| format!("no second tool line in:\n{text}"))?;
+    let torn = &text[..second_result + 30];
+    fs::write(&path, torn).map_err(|e| e.to_string())?;
+    for turn in 0..2 {
+        let out = run_plan(weft, &plan, "torn", turn == 1, &[]);
+        ensure!(out.code == 0, "turn {turn} after the tear failed:\n{out}");
+        ensure!(
+            out.stdout.starts_with("done after 1 rounds"),
+            "turn {turn} answered:\n{out}"
+        );
+    }
+    let now = fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    ensure!(now.starts_with(torn), "the torn session lost lines:\n{now}");
     Ok(())
 }
 
