@@ -2,8 +2,10 @@
 //! works natively and, through `wasi:http`, in the wasip2 component. Text
 //! only; HTML is turned into readable text.
 
+use std::time::{Duration, Instant};
+
 use super::{size, Args, Kind, Param, Spec, ToolSettings};
-use crate::http::{self, HttpError, Method, Request, Timeouts};
+use crate::http::{self, HttpError, Method, Request, Response, Timeouts};
 
 pub const SPEC: Spec = Spec {
     name: "web_fetch",
@@ -17,28 +19,45 @@ pub const SPEC: Spec = Spec {
     }],
 };
 
+/// Redirects followed before the fetch gives up.
+const MAX_REDIRECTS: usize = 5;
+
+/// Fetches the URL, following redirects, within `web_timeout` overall
+/// (a server that drips its bytes cannot hold the turn).
 pub fn run(settings: &ToolSettings, args: &Args) -> Result<(String, String), String> {
     let url: String = args.get("url")?;
-    http::Url::parse(&url).map_err(|e| e.to_string())?;
-    let request = Request {
-        method: Method::Get,
-        url: url.clone(),
-        headers: vec![
-            ("user-agent".into(), http::USER_AGENT.into()),
-            (
-                "accept".into(),
-                "text/html, text/plain, application/json;q=0.9, */*;q=0.1".into(),
-            ),
-        ],
-        body: Vec::new(),
-        timeouts: Timeouts {
-            connect: settings.web_timeout,
-            response: settings.web_timeout,
-        },
+    let deadline = Instant::now() + settings.web_timeout;
+    let late = || {
+        format!(
+            "{url} did not answer within {} s",
+            settings.web_timeout.as_secs()
+        )
     };
-    let mut response = http::send(&request).map_err(|e| e.to_string())?;
+    let mut at = url.clone();
+    let mut redirects = 0;
+    let mut response = loop {
+        http::Url::parse(&at).map_err(|e| e.to_string())?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(late());
+        }
+        let response = http::send(&get(&at, left)).map_err(|e| e.to_string())?;
+        if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+            break response;
+        }
+        let location = response
+            .header("location")
+            .ok_or_else(|| format!("{at} answered HTTP {} without a Location", response.status))?;
+        if redirects == MAX_REDIRECTS {
+            return Err(format!(
+                "{url} redirected more than {MAX_REDIRECTS} times (last to {location})"
+            ));
+        }
+        at = joined(&at, location);
+        redirects += 1;
+    };
     if !(200..300).contains(&response.status) {
-        return Err(format!("{url} answered HTTP {}", response.status));
+        return Err(format!("{at} answered HTTP {}", response.status));
     }
     let kind = response
         .header("content-type")
@@ -49,22 +68,96 @@ pub fn run(settings: &ToolSettings, args: &Args) -> Result<(String, String), Str
             .iter()
             .any(|t| kind.contains(t));
     if !textual {
-        return Err(format!("{url} is {kind}, not text"));
+        return Err(format!("{at} is {kind}, not text"));
     }
-    let body = response
-        .read_to_end(settings.web_max_bytes)
-        .map_err(|e| match e {
-            HttpError::TooLarge(limit) => format!("{url} is larger than {}", size(limit)),
-            other => other.to_string(),
-        })?;
+    let body = read_body(&mut response, settings.web_max_bytes, deadline).map_err(|e| match e {
+        HttpError::TooLarge(limit) => format!("{at} is larger than {}", size(limit)),
+        HttpError::Timeout { .. } => late(),
+        other => other.to_string(),
+    })?;
     let text = String::from_utf8_lossy(&body);
-    let text = if kind.contains("html") {
+    let mut text = if kind.contains("html") {
         readable(&text)
     } else {
         text.into_owned()
     };
-    let summary = format!("{url} -> {}", size(text.len()));
+    if at != url {
+        text = format!("[redirected to {at}]\n{text}");
+    }
+    let summary = format!("{at} -> {}", size(text.len()));
     Ok((text, summary))
+}
+
+/// A GET of `url` that may take at most `left`.
+fn get(url: &str, left: Duration) -> Request {
+    Request {
+        method: Method::Get,
+        url: url.to_owned(),
+        headers: vec![
+            ("user-agent".into(), http::USER_AGENT.into()),
+            (
+                "accept".into(),
+                "text/html, text/plain, application/json;q=0.9, */*;q=0.1".into(),
+            ),
+        ],
+        body: Vec::new(),
+        timeouts: Timeouts {
+            connect: left,
+            response: left,
+        },
+    }
+}
+
+/// The body, refusing more than `limit` bytes or a read past `deadline`.
+fn read_body(
+    response: &mut Response,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = response.body.read(&mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n > limit {
+            return Err(HttpError::TooLarge(limit));
+        }
+        out.extend_from_slice(&buf[..n]);
+        if Instant::now() > deadline {
+            return Err(HttpError::Timeout {
+                phase: http::Phase::BetweenBytes,
+                limit: Duration::ZERO,
+            });
+        }
+    }
+}
+
+/// Where a redirect's `Location` points, read against the URL that sent it.
+fn joined(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{}{rest}", &base[..scheme_end]);
+    }
+    let authority_end = base[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(base.len(), |i| scheme_end + i);
+    if location.starts_with('/') {
+        return format!("{}{location}", &base[..authority_end]);
+    }
+    let path = &base[authority_end..];
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    if location.starts_with('?') {
+        return format!("{}{path}{location}", &base[..authority_end]);
+    }
+    // Relative to the base's directory.
+    let directory = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let directory = if directory.is_empty() { "/" } else { directory };
+    format!("{}{directory}{location}", &base[..authority_end])
 }
 
 /// The readable text of an HTML page: scripts, styles and tags removed,
@@ -75,22 +168,13 @@ pub fn readable(html: &str) -> String {
     while let Some(open) = rest.find('<') {
         out.push_str(&rest[..open]);
         rest = &rest[open..];
-        let lower: String = rest
-            .chars()
-            .take(8)
-            .collect::<String>()
-            .to_ascii_lowercase();
         let skip_to = ["script", "style", "noscript"]
             .iter()
-            .find(|tag| lower[1..].starts_with(*tag))
+            .find(|tag| starts_with_ignore_case(&rest[1..], tag))
             .map(|tag| format!("</{tag}"));
         let end = match skip_to {
-            Some(close) => {
-                let lowered = rest.to_ascii_lowercase();
-                lowered
-                    .find(&close)
-                    .and_then(|at| rest[at..].find('>').map(|gt| at + gt + 1))
-            }
+            Some(close) => find_ignore_case(rest, &close)
+                .and_then(|at| rest[at..].find('>').map(|gt| at + gt + 1)),
             None => rest.find('>').map(|gt| gt + 1),
         };
         let tag = &rest[..end.unwrap_or(rest.len())];
@@ -98,7 +182,7 @@ pub fn readable(html: &str) -> String {
             "<p", "<br", "<div", "<li", "<h", "<tr", "</p", "</div", "</h",
         ]
         .iter()
-        .any(|b| tag.to_ascii_lowercase().starts_with(b));
+        .any(|b| starts_with_ignore_case(tag, b));
         out.push(if breaks { '\n' } else { ' ' });
         rest = &rest[end.unwrap_or(rest.len())..];
     }
@@ -113,6 +197,20 @@ pub fn readable(html: &str) -> String {
         }
     }
     text.trim_end().to_owned()
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// Where `needle` (ASCII) first occurs in `text`, ignoring ASCII case, in
+/// one pass (lowering the rest of the page for every tag was quadratic).
+fn find_ignore_case(text: &str, needle: &str) -> Option<usize> {
+    text.as_bytes()
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn decode_entities(text: &str) -> String {
@@ -173,5 +271,29 @@ mod tests {
             "T\nHello & welcome\nOne line <here> é世\nTwo"
         );
         assert_eq!(decode_entities("a &bogus; b & c"), "a &bogus; b & c");
+        assert_eq!(readable("a<SCRIPT>x</Script >b<StYlE>y</STYLE>c"), "a b c");
+    }
+
+    #[test]
+    fn many_scripts_cost_one_pass_each() {
+        // 64k script tags: lowering the rest per tag took minutes.
+        let page = "<script></script>x".repeat(1 << 16);
+        let text = readable(&page);
+        assert_eq!(text.split_whitespace().count(), 1 << 16);
+    }
+
+    #[test]
+    fn redirect_locations_are_read_against_the_url() {
+        let base = "https://example.org/docs/a/page.html?x=1";
+        for (location, expected) in [
+            ("http://other.net/x", "http://other.net/x"),
+            ("//cdn.example.org/y", "https://cdn.example.org/y"),
+            ("/root", "https://example.org/root"),
+            ("next.html", "https://example.org/docs/a/next.html"),
+            ("?page=2", "https://example.org/docs/a/page.html?page=2"),
+        ] {
+            assert_eq!(joined(base, location), expected, "{location}");
+        }
+        assert_eq!(joined("http://h:8080", "a"), "http://h:8080/a");
     }
 }

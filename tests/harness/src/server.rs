@@ -517,7 +517,9 @@ fn respond(stream: &mut impl Conn, request: &Recorded, seen: usize) -> io::Resul
 }
 
 /// Pages for the `web_fetch` tool: `page` is HTML, `page-text` plain
-/// text, `page-binary` an image, `page-big` 2 MB of text; anything else 404.
+/// text, `page-binary` an image, `page-big` 2 MB of text, `page-moved` a
+/// redirect to `page-text`, `page-loop` a redirect to itself, `page-drip`
+/// 100 bytes over 10 s; anything else 404.
 fn serve_page(stream: &mut impl Conn, scenario: &str) -> io::Result<()> {
     match scenario {
         "page" => send_raw(
@@ -529,6 +531,21 @@ fn serve_page(stream: &mut impl Conn, scenario: &str) -> io::Result<()> {
         "page-text" => send_raw(stream, "text/plain", b"plain words\n"),
         "page-binary" => send_raw(stream, "image/png", b"\x89PNG\r\n\x1a\n"),
         "page-big" => send_raw(stream, "text/plain", &vec![b'x'; 2 << 20]),
+        "page-moved" => send_redirect(stream, "/page-text"),
+        "page-loop" => send_redirect(stream, "page-loop"),
+        "page-drip" => {
+            // 100 bytes, one every 100 ms: each byte is prompt, the whole slow.
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100\r\nconnection: close\r\n\r\n"
+            )?;
+            for _ in 0..100 {
+                stream.write_all(b"d")?;
+                stream.flush()?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        }
         _ => send_json(stream, 404, &json!({"error": {"message": "no such page"}})),
     }
 }
@@ -609,6 +626,14 @@ fn send_raw(stream: &mut impl Conn, content_type: &str, body: &[u8]) -> io::Resu
         body.len()
     )?;
     stream.write_all(body)?;
+    stream.flush()
+}
+
+fn send_redirect(stream: &mut impl Conn, location: &str) -> io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 301 Moved Permanently\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )?;
     stream.flush()
 }
 

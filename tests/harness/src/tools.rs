@@ -388,23 +388,35 @@ pub fn web_fetch(weft: &Weft, server: &Server, protocol: Protocol) -> Outcome {
     weft.write_config(&model_config(
         server,
         protocol,
-        json!({"web": {"enable": true}}),
+        json!({"web": {"enable": true, "timeout": 2}}),
     ));
     let page = |name: &str| format!("http://{}/{name}", server.addr());
     let plan = json!({"plan": [{"calls": [
         {"name": "web_fetch", "arguments": {"url": page("page")}},
         {"name": "web_fetch", "arguments": {"url": page("page-binary")}},
-        {"name": "web_fetch", "arguments": {"url": page("nothing")}}
+        {"name": "web_fetch", "arguments": {"url": page("nothing")}},
+        {"name": "web_fetch", "arguments": {"url": page("page-moved")}},
+        {"name": "web_fetch", "arguments": {"url": page("page-loop")}},
+        {"name": "web_fetch", "arguments": {"url": page("page-drip")}}
     ]}]});
     let out = run_plan(weft, &plan, "web", true, &[]);
     ensure!(out.code == 0, "turn failed:\n{out}");
-    ensure!(
-        out.stdout
-            .contains("Stand-in page\nWeather\nSunny & warm, 21 C.")
-            && out.stdout.contains("is image/png, not text")
-            && out.stdout.contains("answered HTTP 404"),
-        "web_fetch results:\n{out}"
-    );
+    let results: Vec<&str> = out.stdout.split(" | ").collect();
+    ensure!(results.len() == 6, "six results expected:\n{out}");
+    let expected = [
+        "Stand-in page\nWeather\nSunny & warm, 21 C.".to_owned(),
+        "is image/png, not text".to_owned(),
+        "answered HTTP 404".to_owned(),
+        format!("[redirected to {}]\nplain words", page("page-text")),
+        "redirected more than 5 times".to_owned(),
+        "did not answer within 2 s".to_owned(),
+    ];
+    for (result, expected) in results.iter().zip(&expected) {
+        ensure!(
+            result.contains(expected.as_str()),
+            "{expected:?} not in {result:?}:\n{out}"
+        );
+    }
     Ok(())
 }
 
