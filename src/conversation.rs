@@ -3,8 +3,6 @@
 //! a tool, a tool's result). [`crate::provider`] turns it into each
 //! protocol's request shape; [`crate::session`] into lines on disk.
 
-use std::borrow::Cow;
-
 /// Who said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -157,26 +155,58 @@ impl Message {
     }
 }
 
-/// The last `size` messages, as a turn sends them. The window opens on the
-/// first user message in it; a window that holds none (one long tool turn
-/// fills it) opens on the first assistant message, after a short user note,
-/// since providers expect the user to speak first. It never opens on tool
-/// results, whose calls it cut off.
+/// The last `size` messages, as a turn sends them, in a shape providers
+/// accept:
+///
+/// - The window opens on the first user message in it; a window that holds
+///   none (one long tool turn fills it) opens on the first assistant
+///   message, after a short user note, since providers expect the user to
+///   speak first. It never opens on tool results, whose calls it cut off.
+/// - Each call is answered right after it. A session torn by a crash can
+///   hold a call whose result was lost, which providers refuse for good:
+///   an error result stands in for the lost one. A result whose call is
+///   gone is left out.
 pub fn window(messages: &[Message], size: usize) -> Vec<Message> {
     let recent = &messages[messages.len().saturating_sub(size)..];
-    if let Some(at) = recent.iter().position(|m| m.role == Role::User) {
-        return recent[at..].to_vec();
-    }
-    let Some(at) = recent.iter().position(|m| m.role == Role::Assistant) else {
+    let opening = recent
+        .iter()
+        .position(|m| m.role == Role::User)
+        .or_else(|| recent.iter().position(|m| m.role == Role::Assistant));
+    let Some(at) = opening else {
         return Vec::new();
     };
     let mut window = Vec::with_capacity(recent.len() - at + 1);
-    window.push(Message {
-        role: Role::User,
-        parts: vec![Part::Text(EARLIER_NOT_SHOWN.into())],
-        timestamp: recent[at].timestamp.clone(),
-    });
-    window.extend_from_slice(&recent[at..]);
+    if recent[at].role != Role::User {
+        window.push(Message {
+            role: Role::User,
+            parts: vec![Part::Text(EARLIER_NOT_SHOWN.into())],
+            timestamp: recent[at].timestamp.clone(),
+        });
+    }
+    // Calls still waiting for results: (id, tool name).
+    let mut open: Vec<(String, String)> = Vec::new();
+    for message in &recent[at..] {
+        let mut message = message.clone();
+        if message.role == Role::Tool {
+            message.parts.retain(|part| match part {
+                Part::Result(r) => take(&mut open, &r.call_id),
+                _ => false,
+            });
+            if !message.parts.is_empty() {
+                window.push(message);
+            }
+            continue;
+        }
+        answer_lost(&mut window, &mut open);
+        if message.role == Role::Assistant {
+            open = message
+                .calls()
+                .map(|c| (c.id.clone(), c.name.clone()))
+                .collect();
+        }
+        window.push(message);
+    }
+    answer_lost(&mut window, &mut open);
     window
 }
 
@@ -186,80 +216,27 @@ pub const EARLIER_NOT_SHOWN: &str = "(The earlier part of this conversation is n
 /// What stands in for a tool result that is missing from the history.
 pub const RESULT_LOST: &str = "the result of this call was lost (the session was not saved whole)";
 
-/// The history as providers accept it: each call answered by results right
-/// after it, and no result without its call. A session torn by a crash can
-/// hold a call whose result was lost; providers refuse that history for
-/// good, so an error result stands in for the lost one. A result whose call
-/// is gone is left out. Borrows when there is nothing to mend.
-pub fn mended(history: &[Message]) -> Cow<'_, [Message]> {
-    if is_paired(history) {
-        return Cow::Borrowed(history);
+/// Removes the open call with this id; whether there was one.
+fn take(open: &mut Vec<(String, String)>, id: &str) -> bool {
+    let found = open.iter().position(|(open_id, _)| open_id == id);
+    if let Some(at) = found {
+        open.remove(at);
     }
-    let mut mended: Vec<Message> = Vec::with_capacity(history.len() + 1);
-    let mut open: Vec<&ToolCall> = Vec::new();
-    for message in history {
-        if message.role == Role::Tool {
-            let answered = |part: &Part| match part {
-                Part::Result(r) => take(&mut open, |c| c.id == r.call_id).is_some(),
-                _ => false,
-            };
-            let mut kept = message.clone();
-            kept.parts.retain(answered);
-            if !kept.parts.is_empty() {
-                mended.push(kept);
-            }
-            continue;
-        }
-        answer_lost(&mut mended, &mut open);
-        mended.push(message.clone());
-        if message.role == Role::Assistant {
-            open = message.calls().collect();
-        }
-    }
-    answer_lost(&mut mended, &mut open);
-    Cow::Owned(mended)
-}
-
-/// Whether every call in the history is answered right after it, and every
-/// result answers such a call.
-fn is_paired(history: &[Message]) -> bool {
-    let mut open: Vec<&ToolCall> = Vec::new();
-    for message in history {
-        if message.role == Role::Tool {
-            let all_answer = message.parts.iter().all(|part| match part {
-                Part::Result(r) => take(&mut open, |c| c.id == r.call_id).is_some(),
-                _ => false,
-            });
-            if !all_answer {
-                return false;
-            }
-        } else if !open.is_empty() {
-            return false;
-        } else if message.role == Role::Assistant {
-            open = message.calls().collect();
-        }
-    }
-    open.is_empty()
-}
-
-/// Removes and returns the first item that matches.
-fn take<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Option<T> {
-    let at = items.iter().position(matches)?;
-    Some(items.remove(at))
+    found.is_some()
 }
 
 /// An error result for each call still waiting for one.
-fn answer_lost(mended: &mut Vec<Message>, open: &mut Vec<&ToolCall>) {
-    for call in open.drain(..) {
-        let timestamp = mended
+fn answer_lost(window: &mut Vec<Message>, open: &mut Vec<(String, String)>) {
+    for (call_id, name) in open.drain(..) {
+        let timestamp = window
             .last()
             .map(|m| m.timestamp.clone())
             .unwrap_or_default();
-        mended.push(Message {
+        window.push(Message {
             role: Role::Tool,
             parts: vec![Part::Result(ToolResult {
-                call_id: call.id.clone(),
-                name: call.name.clone(),
+                call_id,
+                name,
                 content: RESULT_LOST.into(),
                 is_error: true,
             })],
@@ -359,7 +336,6 @@ mod tests {
             1 + 50 - 4,
             "opens on the first call after the cut"
         );
-        assert!(matches!(mended(&kept), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -373,19 +349,21 @@ mod tests {
             Message::new(Role::Tool, vec![result("gone")]),
             Message::text(Role::Assistant, "ok"),
         ];
-        let fixed = mended(&talk);
-        let shape: Vec<(Role, String)> = fixed
-            .iter()
-            .map(|m| {
-                let what = match &m.parts[0] {
-                    Part::Result(r) => format!("{} {}", r.call_id, r.is_error),
-                    _ => m.as_text(),
-                };
-                (m.role, what)
-            })
-            .collect();
+        let shape = |messages: &[Message]| -> Vec<(Role, String)> {
+            messages
+                .iter()
+                .map(|m| {
+                    let what = match &m.parts[0] {
+                        Part::Result(r) => format!("{} {}", r.call_id, r.is_error),
+                        _ => m.as_text(),
+                    };
+                    (m.role, what)
+                })
+                .collect()
+        };
+        let fixed = window(&talk, 100);
         assert_eq!(
-            shape,
+            shape(&fixed),
             [
                 (Role::User, "a\n".to_owned()),
                 (
@@ -398,8 +376,11 @@ mod tests {
                 (Role::Assistant, "ok\n".to_owned()),
             ]
         );
-        assert!(matches!(mended(&fixed), Cow::Borrowed(_)));
+        assert_eq!(window(&fixed, 100), fixed);
         // A history ending in a call still waiting gets its stand-in too.
-        assert_eq!(mended(&talk[..3]).len(), 4);
+        assert_eq!(
+            shape(&window(&talk[..3], 100))[3],
+            (Role::Tool, "c2 true".to_owned())
+        );
     }
 }

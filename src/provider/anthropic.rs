@@ -12,8 +12,6 @@
 //! `{}`), `message_delta` the stop reason, `message_stop` the end, and
 //! `error` a failure mid-stream (for example `overloaded_error`).
 
-use std::collections::BTreeSet;
-
 use super::stream::Pieces;
 use super::{arguments_object, Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
 use crate::config::Settings;
@@ -201,7 +199,7 @@ fn user_results(blocks: Vec<Json>) -> Json {
 /// same one.
 #[derive(Default)]
 struct BlockIds {
-    used: BTreeSet<String>,
+    used: Vec<String>,
     /// The calls of the latest assistant message: (call id, block id).
     round: Vec<(String, String)>,
 }
@@ -220,7 +218,7 @@ impl BlockIds {
                     n += 1;
                     unique = format!("{clean}_{n}");
                 }
-                self.used.insert(unique.clone());
+                self.used.push(unique.clone());
                 self.round.push((call.id.clone(), unique.clone()));
                 unique
             })

@@ -17,7 +17,7 @@ mod stream;
 pub use registry::{builtin, Builtin, BUILTINS};
 
 use crate::config::{Provider, Settings};
-use crate::conversation::{self, Message, Part, Role, ToolCall};
+use crate::conversation::{Message, Part, Role, ToolCall};
 use crate::error::Error;
 use crate::http::{self, Method, Response};
 use crate::json::{self, Json};
@@ -211,16 +211,7 @@ pub fn request(settings: &Settings, ask: &Ask<'_>) -> Result<http::Request, Erro
         method: Method::Post,
         url: format!("{}{}", provider.api_base, wire.path()),
         headers,
-        body: wire
-            .body(
-                settings,
-                &Ask {
-                    history: &conversation::mended(ask.history),
-                    ..*ask
-                },
-            )
-            .to_text()
-            .into_bytes(),
+        body: wire.body(settings, ask).to_text().into_bytes(),
         timeouts: provider.timeouts,
     })
 }

@@ -210,11 +210,11 @@ fn call_id(id: Option<&str>, position: usize) -> String {
     match id {
         Some(id) if !id.is_empty() => id.to_owned(),
         _ => {
-            let micros = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros());
+            let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+                d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
+            });
             let count = MADE_UP.fetch_add(1, Ordering::Relaxed);
-            format!("call_clawft_{micros:x}{count:x}_{position}")
+            format!("call_clawft_{micros}_{count}_{position}")
         }
     }
 }

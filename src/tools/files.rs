@@ -135,9 +135,8 @@ pub struct Workspace<'a> {
 
 impl<'a> Workspace<'a> {
     pub fn new(root: &'a Path, home: &Path) -> Workspace<'a> {
-        let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-        let (root_real, home_real) = (canonical(root), canonical(home));
-        let home = (home_real.starts_with(&root_real) && !root_real.starts_with(&home_real))
+        let (root_real, home_real) = (real(root), real(home));
+        let home = (within(&home_real, &root_real) && !within(&root_real, &home_real))
             .then_some(home_real);
         Workspace { root, home }
     }
@@ -155,7 +154,7 @@ impl<'a> Workspace<'a> {
         // spells the workspace (through a link such as macOS's /tmp).
         let relative = if path.starts_with('/') {
             inside(self.root)
-                .or_else(|| fs::canonicalize(self.root).ok().and_then(|r| inside(&r)))
+                .or_else(|| inside(&real(self.root)))
                 .ok_or_else(|| {
                     format!(
                         "refused path '{path}': absolute paths outside the workspace are not \
@@ -168,8 +167,7 @@ impl<'a> Workspace<'a> {
         let resolved = sandbox::resolve(self.root, &relative, &sandbox::WORKSPACE)
             .map_err(|e| e.to_string())?;
         if let Some(home) = &self.home {
-            let real = fs::canonicalize(&resolved).unwrap_or_else(|_| resolved.clone());
-            if real.starts_with(home) || resolved.starts_with(home) {
+            if within(&real(&resolved), home) || within(&resolved, home) {
                 return Err(format!(
                     "refused path '{path}': it is inside the clawft home (its config and \
                      sessions), which the tools may not touch"
@@ -183,11 +181,11 @@ impl<'a> Workspace<'a> {
     /// directory, whose config and hooks run programs.
     fn resolve_for_writing(&self, path: &str) -> Result<PathBuf, String> {
         let resolved = self.resolve(path)?;
-        let in_git = resolved
-            .strip_prefix(self.root)
-            .unwrap_or(&resolved)
-            .components()
-            .any(|c| c.as_os_str() == ".git");
+        let inside = resolved.as_os_str().as_encoded_bytes();
+        let inside = inside
+            .get(self.root.as_os_str().len()..)
+            .unwrap_or_default();
+        let in_git = inside.split(|b| *b == b'/').any(|name| name == b".git");
         if in_git {
             return Err(format!(
                 "refused path '{path}': files inside .git may not be written (git runs what \
@@ -215,6 +213,26 @@ impl<'a> Workspace<'a> {
         crate::session::file::create_private_dir(self.root)
             .map_err(|e| format!("cannot create the workspace {}: {e}", self.root.display()))
     }
+}
+
+/// Whether `path` is `dir` or lies inside it, by whole names (paths here
+/// are absolute and normal, so bytes compare as well as components do).
+fn within(path: &Path, dir: &Path) -> bool {
+    let path = path.as_os_str().as_encoded_bytes();
+    let dir = dir.as_os_str().as_encoded_bytes();
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    path.starts_with(dir) && matches!(path.get(dir.len()), None | Some(b'/'))
+}
+
+/// A path with its links resolved, natively. Under WASI paths are the
+/// host's preopens, which [`sandbox::resolve`] already walks link by link
+/// (and realpath would only add code to the component).
+fn real(path: &Path) -> PathBuf {
+    #[cfg(not(target_os = "wasi"))]
+    if let Ok(real) = fs::canonicalize(path) {
+        return real;
+    }
+    path.to_owned()
 }
 
 /// Runs the file tool `name`; returns the content and a summary.
@@ -543,7 +561,7 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let temp = path.with_file_name(format!(
-        ".{name}.{nanos:x}-{}.clawft-tmp",
+        ".{name}.{nanos}-{}.clawft-tmp",
         COUNT.fetch_add(1, Ordering::Relaxed)
     ));
     let old = fs::metadata(path).ok();
