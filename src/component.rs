@@ -50,6 +50,10 @@ impl From<Failure> for Error {
             Failure::Config(_) => Error::Config(text),
             Failure::NoSuchSession(_) => Error::NoSuchSession(text),
             Failure::Http(HttpError::Timeout { .. }) => Error::Timeout(text),
+            // A bad api_base or header is the config's fault, not the network's.
+            Failure::Http(HttpError::InvalidUrl(_) | HttpError::InvalidRequest(_)) => {
+                Error::Config(text)
+            }
             Failure::Http(_) => Error::HttpUnavailable(text),
             Failure::InvalidApiKey {
                 provider,
@@ -143,7 +147,9 @@ impl Guest for Library {
 
     fn start_turn(request: TurnRequest) -> Result<TurnStream, Error> {
         let turn = prepare(request)?;
-        Ok(TurnStream::new(Stream(RefCell::new(Some(turn)))))
+        Ok(TurnStream::new(Stream(RefCell::new(Turn::Running(
+            Box::new(turn),
+        )))))
     }
 
     fn list_sessions() -> Result<Vec<SessionInfo>, Error> {
@@ -187,21 +193,39 @@ impl Guest for Library {
     }
 }
 
-/// A running turn. Methods take `&self`, so the turn sits in a cell; it
-/// is gone once finished or failed, and a dropped stream saves nothing.
-pub struct Stream(RefCell<Option<Prepared>>);
+/// A running turn. Methods take `&self`, so the turn sits in a cell; a
+/// dropped stream saves nothing.
+pub struct Stream(RefCell<Turn>);
+
+enum Turn {
+    Running(Box<Prepared>),
+    /// Complete and saved: `next` keeps answering none.
+    Complete,
+    /// Ended by an error, already reported: `next` says so, rather than a
+    /// none that would claim the turn was saved.
+    Failed,
+}
 
 impl GuestTurnStream for Stream {
     fn next(&self) -> Result<Option<String>, Error> {
-        let mut slot = self.0.borrow_mut();
-        let Some(turn) = slot.as_mut() else {
-            return Ok(None);
+        let mut turn = self.0.borrow_mut();
+        let Turn::Running(running) = &mut *turn else {
+            return match *turn {
+                Turn::Failed => Err(Error::Usage(
+                    "this turn already ended with the error reported before".into(),
+                )),
+                _ => Ok(None),
+            };
         };
-        match turn.next_text() {
+        match running.next_text() {
             Ok(Some(text)) => Ok(Some(text)),
-            done => {
-                *slot = None;
-                Ok(done?)
+            Ok(None) => {
+                *turn = Turn::Complete;
+                Ok(None)
+            }
+            Err(err) => {
+                *turn = Turn::Failed;
+                Err(err.into())
             }
         }
     }

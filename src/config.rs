@@ -119,6 +119,7 @@ pub struct ToolsConfig {
     pub exec_allow: Option<Vec<String>>,
     pub exec_timeout_secs: Option<u64>,
     pub exec_gateway: Option<bool>,
+    pub web_gateway: Option<bool>,
     /// Tools switched off one by one.
     pub disabled: Option<Vec<String>>,
 }
@@ -305,6 +306,7 @@ impl Config {
             web: c.web_enable.unwrap_or(false),
             exec: c.exec_enable.unwrap_or(false),
             exec_in_gateway: c.exec_gateway.unwrap_or(false),
+            web_in_gateway: c.web_gateway.unwrap_or(false),
             exec_allow: c.exec_allow.clone().unwrap_or_default(),
             exec_timeout: Duration::from_secs(
                 c.exec_timeout_secs.unwrap_or(t::DEFAULT_EXEC_TIMEOUT_SECS),
@@ -466,6 +468,7 @@ impl Fields<'_> {
                                 t.exec_timeout_secs = self.whole(f, &path, 1..=MAX_TIMEOUT_SECS)?;
                             }
                             ("exec", "gateway") => t.exec_gateway = self.flag(f, &path)?,
+                            ("web", "gateway") => t.web_gateway = self.flag(f, &path)?,
                             _ => {}
                         }
                     }

@@ -68,6 +68,9 @@ fn words(reply: &str) -> Vec<String> {
 fn streamed(host: Host, result: Result<Streamed, HostError>) -> Streamed {
     let streamed = result.unwrap_or_else(|e| panic!("{host}: start-turn failed: {e}"));
     assert_eq!(streamed.end, Ok(()), "{host}: the stream ended in an error");
+    if let Some(again) = &streamed.again {
+        assert_eq!(again, &Ok(None), "{host}: next after the end");
+    }
     streamed
 }
 
@@ -279,6 +282,14 @@ fn typed_errors(host: Host) {
         (error.tag.as_str(), &error.val["status"]),
         ("provider-status", &json!(503)),
         "{host}"
+    );
+    // Once failed, the stream says so again rather than a none that would
+    // read as "complete and saved".
+    let again = failed.again.expect("next was called again after the error");
+    let again = again.expect_err("next after an error answered ok");
+    assert!(
+        again.tag == "usage" && text(&again).contains("already ended"),
+        "{host}: {again}"
     );
 
     assert!(

@@ -34,6 +34,9 @@ pub struct ToolSettings {
     pub exec: bool,
     /// Whether `exec` may run for gateway clients too.
     pub exec_in_gateway: bool,
+    /// Whether `web_fetch` may run for gateway clients too (it reaches the
+    /// gateway host's network: internal services, cloud metadata).
+    pub web_in_gateway: bool,
     /// Programs `exec` may run, by name.
     pub exec_allow: Vec<String>,
     pub exec_timeout: Duration,
@@ -194,7 +197,7 @@ impl Toolbox {
     pub fn new(settings: &ToolSettings, caller: Caller) -> Toolbox {
         let allowed = |spec: &Spec| {
             let group = match spec.name {
-                "web_fetch" => settings.web,
+                "web_fetch" => settings.web && (caller == Caller::Cli || settings.web_in_gateway),
                 "exec" => {
                     settings.exec
                         && !settings.exec_allow.is_empty()
@@ -332,6 +335,7 @@ mod tests {
             web: false,
             exec: false,
             exec_in_gateway: false,
+            web_in_gateway: false,
             exec_allow: Vec::new(),
             exec_timeout: Duration::from_secs(5),
             disabled: Vec::new(),
@@ -394,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn exec_and_web_are_off_unless_enabled_and_exec_needs_an_allowlist() {
+    fn exec_and_web_are_off_unless_enabled_and_for_the_gateway_unless_said() {
         let dir = crate::test_support::scratch();
         let mut s = settings(dir.path());
         let names = |s: &ToolSettings, caller| -> Vec<&'static str> {
@@ -412,6 +416,9 @@ mod tests {
         s.exec_allow.push("ls".into());
         assert_eq!(names(&s, Caller::Cli).contains(&"exec"), exec::AVAILABLE);
         assert!(!names(&s, Caller::Gateway).contains(&"exec"));
+        assert!(!names(&s, Caller::Gateway).contains(&"web_fetch"));
+        s.web_in_gateway = true;
+        assert!(names(&s, Caller::Gateway).contains(&"web_fetch"));
         s.exec_in_gateway = true;
         assert_eq!(
             names(&s, Caller::Gateway).contains(&"exec"),

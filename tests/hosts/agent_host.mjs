@@ -38,19 +38,35 @@ function stream(request, take) {
   const pieces = [];
   const ms = [];
   let end = null;
+  let again = null;
   try {
-    while (take == null || pieces.length < take) {
-      const piece = turn.next();
-      if (piece === undefined) break;
-      pieces.push(piece);
-      ms.push(performance.now() - started);
+    let ended = false;
+    try {
+      while (take == null || pieces.length < take) {
+        const piece = turn.next();
+        if (piece === undefined) {
+          ended = true;
+          break;
+        }
+        pieces.push(piece);
+        ms.push(performance.now() - started);
+      }
+    } catch (thrown) {
+      end = error(thrown);
+      ended = true;
     }
-  } catch (thrown) {
-    end = error(thrown);
+    // What one more call says once the turn is over.
+    if (ended) {
+      try {
+        again = { ok: turn.next() ?? null };
+      } catch (thrown) {
+        again = { err: error(thrown) };
+      }
+    }
   } finally {
     turn[Symbol.dispose]();
   }
-  return { pieces, ms, end };
+  return { pieces, ms, end, again };
 }
 
 const calls = {

@@ -55,19 +55,29 @@ def main():
     def stream(request, take):
         started = time.monotonic()
         turn = call("start-turn", request)
-        pieces, arrived, end = [], [], None
+        pieces, arrived, end, again = [], [], None, None
         try:
-            while take is None or len(pieces) < take:
-                piece = call("[method]turn-stream.next", turn)
-                if piece is None:
-                    break
-                pieces.append(piece)
-                arrived.append((time.monotonic() - started) * 1000)
-        except Failed as failed:
-            end = error(failed)
+            ended = False
+            try:
+                while take is None or len(pieces) < take:
+                    piece = call("[method]turn-stream.next", turn)
+                    if piece is None:
+                        ended = True
+                        break
+                    pieces.append(piece)
+                    arrived.append((time.monotonic() - started) * 1000)
+            except Failed as failed:
+                end = error(failed)
+                ended = True
+            # What one more call says once the turn is over.
+            if ended:
+                try:
+                    again = {"ok": call("[method]turn-stream.next", turn)}
+                except Failed as failed:
+                    again = {"err": error(failed)}
         finally:
             turn.drop(store)
-        return {"pieces": pieces, "ms": arrived, "end": end}
+        return {"pieces": pieces, "ms": arrived, "end": end, "again": again}
 
     calls = {
         "turn": lambda c: call("turn", turn_request(c["request"])),

@@ -453,6 +453,9 @@ pub struct Streamed {
     /// How the stream ended: `Ok` once `next` returned none (or when the host
     /// dropped it after the pieces it wanted), else the error `next` returned.
     pub end: Result<(), HostError>,
+    /// What one more `next` returned after the end (none when the host
+    /// dropped the stream early).
+    pub again: Option<Result<Option<String>, HostError>>,
 }
 
 impl Agent {
@@ -499,6 +502,13 @@ impl Agent {
             end: match &answer["end"] {
                 Value::Null => Ok(()),
                 error => Err(self.expect_error(error)),
+            },
+            again: match &answer["again"] {
+                Value::Null => None,
+                again => Some(match again.get("err") {
+                    Some(error) => Err(self.expect_error(error)),
+                    None => Ok(again["ok"].as_str().map(str::to_owned)),
+                }),
             },
         })
     }
