@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::conversation::{window, Message, Part, Role, ToolResult};
 use crate::error::Error;
 use crate::home::Home;
-use crate::provider::{self, Ask, Reader, Reply, ToolSpec};
+use crate::provider::{self, Ask, Reader, Reply, Stop, ToolSpec};
 use crate::session::{Sessions, Skipped};
 use crate::tools::{Toolbox, MAX_CALLS_PER_ROUND, MAX_REPEATS};
 use crate::{http, retry, secrets};
@@ -99,6 +99,8 @@ pub struct Run {
     /// Whether the text shown so far ends a line (to start the next
     /// round's text on one of its own).
     ended_line: bool,
+    /// The latest reply was cut at `max_tokens`.
+    cut: bool,
 }
 
 enum State {
@@ -154,6 +156,7 @@ impl Run {
             last_calls: String::new(),
             repeats: 0,
             ended_line: true,
+            cut: false,
         }
     }
 
@@ -177,6 +180,12 @@ impl Run {
     /// unless it was not in the history given).
     pub fn added(&self) -> &[Message] {
         &self.conversation[self.start..]
+    }
+
+    /// Whether the latest reply was cut at `max_tokens`: once the turn is
+    /// complete, whether its answer was.
+    pub fn cut_short(&self) -> bool {
+        self.cut
     }
 
     /// Gives back the conversation, with what the turn added.
@@ -312,6 +321,7 @@ impl Run {
     /// A reply is complete: the turn ends, or its calls are run next.
     fn answered(&mut self, reply: Reply) -> Result<(), Error> {
         self.conversation.push(reply.message());
+        self.cut = reply.stop == Stop::Length;
         if reply.calls.is_empty() {
             self.state = State::Done;
             return Ok(());

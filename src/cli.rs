@@ -493,7 +493,8 @@ fn gateway(listen: &str) -> Result<(), Error> {
     })?;
     let home = Home::discover(env)?;
     let config = Config::load(&home)?;
-    if !address.ip().is_loopback() && Gateway::tokens(&config, env).is_empty() {
+    let tokens = Gateway::tokens(&config, env)?;
+    if !address.ip().is_loopback() && tokens.is_empty() {
         return Err(Error::Config(format!(
             "refusing to listen on {address} without a client token: set {} or gateway.tokens \
              (only a loopback address may go without one)",

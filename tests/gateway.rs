@@ -718,6 +718,123 @@ fn non_loopback_needs_a_token_native() {
     assert!(out.stderr.contains("refusing to listen"), "{out}");
 }
 
+/// Without a token, only local clients: a request addressed to another
+/// name (DNS rebinding) or sent by a page of another site is refused, and a
+/// chat body must be declared JSON (a page's simple, preflight-free POST
+/// is text/plain). Nothing reaches the provider or the workspace.
+#[test]
+fn no_token_serves_only_local_clients_native() {
+    let server = Server::start();
+    let weft = home(&config(&server, json!({})));
+    let gateway = Gateway::start(&native(), weft.home(), &env(None));
+    let port = gateway.addr().port();
+    let plan = json!({"plan": [{"calls": [{"name": "write_file", "arguments": {"path": "planted.txt", "content": "x"}}]}]});
+    let body = json!({"model": "tools/model-1", "messages": user(&plan.to_string())});
+    let attacks = [
+        (
+            "text/plain",
+            Request::chat(&body).header("host", &format!("127.0.0.1:{port}")),
+        ),
+        (
+            "another host name",
+            Request::chat(&body).header("host", &format!("attacker.example:{port}")),
+        ),
+        (
+            "a foreign origin",
+            Request::chat(&body).header("origin", "http://attacker.example"),
+        ),
+        (
+            "the null origin",
+            Request::chat(&body).header("origin", "null"),
+        ),
+    ];
+    for (what, mut request) in attacks {
+        if what == "text/plain" {
+            request.headers.retain(|(n, _)| n != "content-type");
+            request = request.header("content-type", "text/plain;charset=UTF-8");
+        }
+        let reply = send(&gateway, &request);
+        let (status, code) = match what {
+            "text/plain" => (415, "unsupported_media_type"),
+            _ => (403, "forbidden"),
+        };
+        assert_error(&reply, status, Some(code), what);
+    }
+    let models = send(
+        &gateway,
+        &Request::get("/v1/models").header("host", "rebound.example"),
+    );
+    assert_error(&models, 403, Some("forbidden"), "models via another name");
+    assert!(
+        server.take_requests().is_empty(),
+        "a refused request reached the provider"
+    );
+    assert!(!weft.workspace().join("planted.txt").exists());
+
+    // Local names and local pages are served.
+    for (host, origin) in [
+        (format!("localhost:{port}"), None),
+        (
+            format!("127.0.0.1:{port}"),
+            Some(format!("http://localhost:{port}")),
+        ),
+        (
+            format!("[::1]:{port}"),
+            Some("https://127.0.0.1".to_owned()),
+        ),
+    ] {
+        let mut request = chat(MODEL, "hi", false).header("host", &host);
+        if let Some(origin) = &origin {
+            request = request.header("origin", origin);
+        }
+        let reply = send(&gateway, &request);
+        assert_eq!(reply.status, 200, "{host} {origin:?}: {reply}");
+    }
+    let stopped = gateway.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.output);
+}
+
+/// Tokens: the scheme is case-insensitive, configured tokens are trimmed,
+/// and a short one is refused before the gateway listens.
+#[test]
+fn tokens_native() {
+    let server = Server::start();
+    let weft = home(&config(&server, json!({"tokens": [format!("  {TOKEN} ")]})));
+    let gateway = Gateway::start(&native(), weft.home(), &env(None));
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let request =
+            chat(MODEL, "hi", false).header("authorization", &format!("{scheme} {TOKEN}"));
+        let reply = send(&gateway, &request);
+        assert_eq!(reply.status, 200, "{scheme}: {reply}");
+    }
+    let reply = send(
+        &gateway,
+        &chat(MODEL, "hi", false).header("authorization", "Basic eDp5"),
+    );
+    assert_error(&reply, 401, Some("invalid_api_key"), "basic auth");
+    // A short token written into the config while running: refused, not served.
+    weft.write_config(&config(&server, json!({"tokens": ["short-token"]})));
+    let reply = send(&gateway, &chat(MODEL, "hi", false).bearer("short-token"));
+    assert_error(&reply, 500, Some("config_error"), "a short token");
+    assert!(
+        reply.text().contains("shorter than 16 characters"),
+        "{reply}"
+    );
+    gateway.stop();
+    weft.write_config(&config(&server, json!({})));
+    let out = weft
+        .cmd(&["gateway", "--listen", "127.0.0.1:0"])
+        .env("CLAWFT_GATEWAY_TOKEN", "1234")
+        .run();
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("$CLAWFT_GATEWAY_TOKEN is shorter than 16 characters")
+            && !out.stderr.contains("1234"),
+        "{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Slow and vanishing clients.
 
@@ -1027,6 +1144,9 @@ fn tools(host: Host) {
             &chat("tools/model-1", &plan, stream).session(session),
         );
         assert_eq!(reply.status, 200, "{h}: {reply}");
+        // Streamed, each tool shows as an SSE comment (SDKs skip those).
+        let comments = reply.text().matches("\n: tool ").count();
+        assert_eq!(comments, if stream { 2 } else { 0 }, "{h}: {reply}");
         let content = reply.content();
         assert!(content.starts_with("Writing."), "{h}: {content:?}");
         assert!(
@@ -1070,6 +1190,70 @@ fn tools(host: Host) {
     }
     let written = std::fs::read_to_string(weft.workspace().join("notes.md")).unwrap();
     assert_eq!(written, "via the gateway", "{h}");
+
+    // The client's own tools are refused, not quietly swapped for the
+    // gateway's; tool_choice "none" turns the gateway's off; one answer only.
+    let with = |extra: Value| {
+        let mut body = json!({"model": "tools/model-1", "messages": user(&plan)});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Request::chat(&body)
+    };
+    for extra in [
+        json!({"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]}),
+        json!({"functions": [{"name": "get_weather"}]}),
+        json!({"tool_choice": "required"}),
+        json!({"n": 2}),
+    ] {
+        let reply = send(&gateway, &with(extra.clone()));
+        assert_error(
+            &reply,
+            400,
+            Some("unsupported_parameter"),
+            &format!("{h}: {extra}"),
+        );
+    }
+    server.take_requests();
+    let reply = send(&gateway, &with(json!({"tool_choice": "none", "tools": []})));
+    assert_eq!(
+        (reply.status, reply.content().as_str()),
+        (200, "no tools offered; round 0"),
+        "{h}: {reply}"
+    );
+    assert!(
+        server.take_requests()[0].json().get("tools").is_none(),
+        "{h}: tools offered with tool_choice none"
+    );
+
+    // An answer cut at max_tokens says so, whole and streamed.
+    let cut = json!({"plan": [], "cut": true}).to_string();
+    for stream in [false, true] {
+        let reply = send(&gateway, &chat("tools/model-1", &cut, stream));
+        assert_eq!(reply.status, 200, "{h}: {reply}");
+        let reasons: Vec<Value> = if stream {
+            reply
+                .events()
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                .map(|e| e["choices"][0]["finish_reason"].clone())
+                .filter(|r| !r.is_null())
+                .collect()
+        } else {
+            vec![reply.json()["choices"][0]["finish_reason"].clone()]
+        };
+        assert_eq!(reasons, [json!("length")], "{h}: stream {stream}: {reply}");
+    }
+
+    // Continuing a session, the last message is the user's new one.
+    let ends_with_assistant = Request::chat(&json!({"model": "tools/model-1", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}))
+    .session("tools-a");
+    let reply = send(&gateway, &ends_with_assistant);
+    assert_error(&reply, 400, None, &format!("{h}: ends with the assistant"));
+    let empty = Request::chat(&json!({"model": "tools/model-1", "messages": user("  ")}))
+        .session("tools-a");
+    assert_error(&send(&gateway, &empty), 400, None, &format!("{h}: empty"));
     let lines = gateway.wait_for_access(2, LOG_WAIT, |l| l.tools > 0);
     assert!(
         lines.iter().all(|l| l.tools == 2 && l.status == 200),

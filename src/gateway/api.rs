@@ -62,6 +62,35 @@ impl ApiError {
         )
     }
 
+    pub fn forbidden(message: &str) -> ApiError {
+        ApiError::new(
+            403,
+            "permission_error",
+            Some("forbidden"),
+            message.to_owned(),
+        )
+    }
+
+    pub fn media_type() -> ApiError {
+        ApiError::new(
+            415,
+            "invalid_request_error",
+            Some("unsupported_media_type"),
+            "the body must be sent as Content-Type: application/json".to_owned(),
+        )
+    }
+
+    /// A request field the gateway does not serve, refused rather than
+    /// quietly ignored.
+    fn unsupported(message: &str) -> ApiError {
+        ApiError::new(
+            400,
+            "invalid_request_error",
+            Some("unsupported_parameter"),
+            message.to_owned(),
+        )
+    }
+
     pub fn not_found(path: &str) -> ApiError {
         ApiError::new(
             404,
@@ -208,6 +237,8 @@ pub struct ChatRequest {
     pub stream: bool,
     pub max_tokens: Option<u32>,
     pub temperature: Option<Temperature>,
+    /// `tool_choice: "none"`: the turn offers no tools.
+    pub tools_off: bool,
 }
 
 impl ChatRequest {
@@ -246,6 +277,38 @@ impl ChatRequest {
                 ))
             }
         };
+        // The gateway runs its own tools; a client's tools would be dropped
+        // silently and the server's offered instead, so they are refused.
+        let present = |name: &str| match value.get(name) {
+            None | Some(Json::Null) => false,
+            Some(Json::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        if present("tools") || present("functions") {
+            return Err(ApiError::unsupported(
+                "this gateway runs its own tools (see tools in its config); a client's \
+                 'tools' or 'functions' are not supported",
+            ));
+        }
+        let tools_off = match value.get("tool_choice") {
+            None | Some(Json::Null) => false,
+            Some(Json::String(choice)) if choice == "auto" => false,
+            Some(Json::String(choice)) if choice == "none" => true,
+            Some(_) => {
+                return Err(ApiError::unsupported(
+                    "'tool_choice' may be \"auto\" or \"none\" here",
+                ))
+            }
+        };
+        if value
+            .field::<u64>("n")
+            .map_err(field)?
+            .is_some_and(|n| n != 1)
+        {
+            return Err(ApiError::unsupported(
+                "'n' must be 1: one answer per request",
+            ));
+        }
         let raw = value
             .get("messages")
             .and_then(Json::as_array)
@@ -265,6 +328,7 @@ impl ChatRequest {
             stream,
             max_tokens,
             temperature,
+            tools_off,
         })
     }
 
@@ -347,6 +411,15 @@ fn content_text(content: Option<&Json>) -> Option<String> {
     }
 }
 
+/// OpenAI's words for how an answer ended.
+fn finish_reason(cut: bool) -> &'static str {
+    if cut {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
 /// One answer being written: its id, model and creation time.
 pub struct Answer {
     id: String,
@@ -357,12 +430,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn new(model: &str, stream: bool) -> Answer {
-        let created = std::time::SystemTime::now()
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+            .unwrap_or_default();
+        let (created, nanos) = (now.as_secs(), now.subsec_nanos());
         Answer {
             id: format!("chatcmpl-clawft-{created:x}{nanos:08x}"),
             model: model.to_owned(),
@@ -415,24 +486,24 @@ impl Answer {
         )
     }
 
-    /// The last chunk and `[DONE]`; an error goes in an event of its own.
-    pub fn end_stream(&self, out: &mut dyn Respond, failure: Option<&ApiError>) -> io::Result<()> {
-        let mut tail = match failure {
-            None => self.event(object([]), Some("stop")),
-            Some(err) => format!("data: {}\n\n", err.body().to_text()),
+    /// The last chunk and `[DONE]`: finished (`length` when the reply was
+    /// cut at max_tokens), or an error in an event of its own.
+    pub fn end_stream(
+        &self,
+        out: &mut dyn Respond,
+        end: Result<bool, &ApiError>,
+    ) -> io::Result<()> {
+        let mut tail = match end {
+            Ok(cut) => self.event(object([]), Some(finish_reason(cut))),
+            Err(err) => format!("data: {}\n\n", err.body().to_text()),
         };
         tail.push_str("data: [DONE]\n\n");
         out.send(tail.as_bytes())
     }
 
-    /// The whole reply: the assistant's text from the turn's messages.
-    pub fn finish_whole(&self, out: &mut dyn Respond, added: &[Message]) -> io::Result<()> {
-        let text: Vec<String> = added
-            .iter()
-            .filter(|m| m.role == Role::Assistant)
-            .map(Message::joined_text)
-            .filter(|t| !t.is_empty())
-            .collect();
+    /// The whole reply: all the text of the turn, as a stream would have
+    /// carried it.
+    pub fn finish_whole(&self, out: &mut dyn Respond, text: &str, cut: bool) -> io::Result<()> {
         let mut body = self.head("chat.completion");
         body.push(Member::new(
             "choices",
@@ -440,12 +511,9 @@ impl Answer {
                 ("index", 0u64.into()),
                 (
                     "message",
-                    object([
-                        ("role", "assistant".into()),
-                        ("content", text.join("\n").into()),
-                    ]),
+                    object([("role", "assistant".into()), ("content", text.into())]),
                 ),
-                ("finish_reason", "stop".into()),
+                ("finish_reason", finish_reason(cut).into()),
             ])],
         ));
         let text = Json::Object(body).to_text();

@@ -14,14 +14,21 @@
 //!   to it; without, the request's messages are the whole history.
 //! - `GET /v1/models`, `GET /healthz`, `GET /readyz`.
 //! - Errors are OpenAI's JSON shape with the status a client acts on.
+//! - Every client token may use every session: tokens keep strangers
+//!   out, they do not separate clients from each other.
+//! - Without a token (loopback only), a request must be addressed to
+//!   localhost and come from no other web origin, and a chat request must
+//!   say it is JSON: a web page the user visits can then neither drive the
+//!   agent (a cross-origin JSON post needs a preflight, which is never
+//!   granted) nor reach it through a name that resolves to 127.0.0.1.
 
 mod api;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::agent::{self, Event, Notice, Sink};
-use crate::config::{Config, Settings};
+use crate::agent::{self, Event, Run};
+use crate::config::Config;
 use crate::conversation::{window, Message, Role};
 use crate::error::Error;
 use crate::home::Home;
@@ -40,6 +47,8 @@ pub const CLIENT_GONE: u16 = 499;
 pub const SESSION_HEADER: &str = "x-clawft-session";
 /// The environment variable holding a client token.
 pub const TOKEN_ENV: &str = "CLAWFT_GATEWAY_TOKEN";
+/// The shortest client token accepted: a short one can be guessed.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// Bounds on what one client may ask of the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,13 +176,36 @@ impl Gateway {
     }
 
     /// The client tokens: `gateway.tokens` in the config and
-    /// `$CLAWFT_GATEWAY_TOKEN`. None at all means no token is asked for.
-    pub fn tokens(config: &Config, env: fn(&str) -> Option<String>) -> Vec<Secret> {
-        let mut tokens: Vec<Secret> = config.gateway.tokens.iter().map(Secret::new).collect();
-        if let Some(token) = env(TOKEN_ENV).filter(|t| !t.trim().is_empty()) {
-            tokens.push(Secret::new(token.trim()));
+    /// `$CLAWFT_GATEWAY_TOKEN`, trimmed; blank ones do not count. None at
+    /// all means no token is asked for; one shorter than
+    /// [`MIN_TOKEN_CHARS`] is a config error.
+    pub fn tokens(config: &Config, env: fn(&str) -> Option<String>) -> Result<Vec<Secret>, Error> {
+        let from_env = env(TOKEN_ENV);
+        let mut tokens = Vec::new();
+        for (i, token) in config
+            .gateway
+            .tokens
+            .iter()
+            .chain(from_env.as_ref())
+            .enumerate()
+        {
+            let token = token.trim();
+            if token.is_empty() {
+                continue;
+            }
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                let which = match config.gateway.tokens.get(i) {
+                    Some(_) => format!("gateway.tokens[{i}]"),
+                    None => format!("${TOKEN_ENV}"),
+                };
+                return Err(Error::Config(format!(
+                    "{which} is shorter than {MIN_TOKEN_CHARS} characters, which can be \
+                     guessed; use a long random one (openssl rand -hex 24)"
+                )));
+            }
+            tokens.push(Secret::new(token));
         }
-        tokens
+        Ok(tokens)
     }
 
     /// Answers one request.
@@ -206,7 +238,7 @@ impl Gateway {
             return api::send_json(out, 200, &object([("status", "ok".into())]));
         }
         let config = Config::load(&self.home).map_err(|e| match request.path {
-            "/readyz" => ApiError::unavailable(&e.to_string()),
+            "/readyz" => ApiError::unavailable("the config does not load; run weft config check"),
             _ => ApiError::from_error(&e),
         })?;
         if request.path == "/readyz" {
@@ -224,9 +256,10 @@ impl Gateway {
     }
 
     /// A bearer token from the request must match one configured token,
-    /// compared in constant time. Without tokens, every client may ask.
+    /// compared in constant time. Without tokens, only local clients may
+    /// ask (see [`is_local`]).
     fn authorize(&self, config: &Config, request: &Incoming<'_>) -> Result<(), ApiError> {
-        let tokens = Gateway::tokens(config, self.env);
+        let tokens = Gateway::tokens(config, self.env).map_err(|e| ApiError::from_error(&e))?;
         if tokens.is_empty() && self.always_token {
             return Err(ApiError::unauthorized(&format!(
                 "no client token is configured: set {TOKEN_ENV} or gateway.tokens \
@@ -234,15 +267,13 @@ impl Gateway {
             )));
         }
         if tokens.is_empty() {
-            return Ok(());
+            return is_local(request);
         }
         let given = request
             .header("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         let Some(given) = given else {
             return Err(ApiError::unauthorized(
                 "this gateway needs a token: send Authorization: Bearer TOKEN",
@@ -265,20 +296,18 @@ impl Gateway {
         out: &mut dyn Respond,
         served: &mut Served,
     ) -> Result<(), ApiError> {
-        config
-            .settings(None, self.env)
-            .map_err(|e| ApiError::unavailable(&e.to_string()))?;
-        let dir = self
-            .home
-            .sessions_dir()
-            .map_err(|e| ApiError::unavailable(&e.to_string()))?;
+        // Unauthenticated, so it says what is wrong but not the details
+        // (paths, variable names); `weft config check` shows those.
+        config.settings(None, self.env).map_err(|_| {
+            ApiError::unavailable("the config does not give a usable model; run weft config check")
+        })?;
+        let unwritable = || ApiError::unavailable("the sessions directory is not writable");
+        let dir = self.home.sessions_dir().map_err(|_| unwritable())?;
         let probe = dir.join(".ready-probe");
-        std::fs::create_dir_all(&dir)
+        crate::session::file::create_private_dir(&dir)
             .and_then(|()| std::fs::write(&probe, b"ok"))
             .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|e| {
-                ApiError::unavailable(&format!("{} is not writable: {e}", dir.display()))
-            })?;
+            .map_err(|_| unwritable())?;
         served.status = 200;
         api::send_json(out, 200, &object([("status", "ready".into())]))
     }
@@ -304,6 +333,13 @@ impl Gateway {
         out: &mut dyn Respond,
         served: &mut Served,
     ) -> Result<(), ApiError> {
+        let json = request.header("content-type").is_some_and(|t| {
+            let kind = t.split(';').next().unwrap_or("").trim();
+            kind.eq_ignore_ascii_case("application/json")
+        });
+        if !json {
+            return Err(ApiError::media_type());
+        }
         let body = api::ChatRequest::parse(request.body)?;
         let mut settings =
             config
@@ -336,51 +372,60 @@ impl Gateway {
         let sessions = Sessions::new(&self.home);
         let conversation = match &session {
             Some(key) => {
+                // The session holds the history; the request's last
+                // message is the new one, and must be the user's.
+                let last = body
+                    .messages
+                    .last()
+                    .filter(|m| m.role == Role::User)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "with X-Clawft-Session the last message must be the user's new one",
+                        )
+                    })?;
+                let text = last.joined_text();
+                let text = agent::check_message(&text).map_err(|e| ApiError::from_error(&e))?;
                 let saved = sessions
                     .load_recent(key, settings.memory_window)
                     .map_err(|e| ApiError::from_error(&e))?;
                 let mut history = window(&saved.messages, settings.memory_window);
-                let last = body
-                    .messages
-                    .iter()
-                    .rev()
-                    .find(|m| m.role == Role::User)
-                    .cloned()
-                    .ok_or_else(|| ApiError::invalid("messages holds no user message to send"))?;
-                history.push(last);
+                history.push(Message::text(Role::User, text));
                 history
             }
             None => body.messages.clone(),
         };
         let start = conversation.len() - usize::from(session.is_some());
-        let tools = Toolbox::new(&config.tool_settings(&self.home, self.env), Caller::Gateway);
+        let tool_settings = config.tool_settings(&self.home, self.env);
+        let tools = if body.tools_off {
+            Toolbox::none(&tool_settings)
+        } else {
+            Toolbox::new(&tool_settings, Caller::Gateway)
+        };
         let answer = api::Answer::new(&settings.qualified_model(), body.stream);
         let mut streaming = false;
         let result = self.run(
-            &settings,
-            tools,
-            conversation,
+            Run::new(settings, tools, conversation, body.stream),
             &answer,
             out,
             &mut streaming,
             served,
         );
         // Saved whole, or not at all, before the answer ends.
-        let result = result.and_then(|conversation| {
+        let result = result.and_then(|done| {
             if let Some(key) = &session {
-                agent::save(&sessions, key, &conversation[start..])?;
+                agent::save(&sessions, key, &done.run.conversation()[start..])?;
             }
-            Ok(conversation)
+            Ok(done)
         });
         match (result, body.stream) {
-            (Ok(conversation), false) => answer
-                .finish_whole(out, &conversation[start..])
+            (Ok(done), false) => answer
+                .finish_whole(out, &done.text, done.cut)
                 .map_err(ApiError::io)?,
-            (Ok(_), true) => {
+            (Ok(done), true) => {
                 if !streaming {
                     answer.start_stream(out).map_err(ApiError::io)?;
                 }
-                answer.end_stream(out, None).map_err(ApiError::io)?;
+                answer.end_stream(out, Ok(done.cut)).map_err(ApiError::io)?;
             }
             // The client went away: nothing to answer, nothing saved.
             (Err(Error::Output(_)), _) => {
@@ -392,7 +437,7 @@ impl Gateway {
             (Err(err), true) if streaming => {
                 let failure = ApiError::from_error(&err);
                 served.status = failure.status;
-                let _ = answer.end_stream(out, Some(&failure));
+                let _ = answer.end_stream(out, Err(&failure));
                 return Ok(());
             }
             (Err(err), _) => return Err(ApiError::from_error(&err)),
@@ -401,48 +446,101 @@ impl Gateway {
         Ok(())
     }
 
-    /// Runs the turn, streaming its text as chunks when asked. A client
-    /// that goes away stops the turn (its text cannot be written), which
-    /// is then not saved.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the turn. Streaming, its text goes out as chunks, and after
+    /// each tool a comment line, which keeps proxies from timing out a
+    /// quiet stream and finds a client that left: a write that fails stops
+    /// the turn (as [`Error::Output`]) before its next request, and it is
+    /// not saved. Whole, the text is collected as it arrives, so both
+    /// answers read the same.
     fn run(
         &self,
-        settings: &Settings,
-        tools: Toolbox,
-        conversation: Vec<Message>,
+        mut run: Run,
         answer: &api::Answer,
         out: &mut dyn Respond,
         streaming: &mut bool,
         served: &mut Served,
-    ) -> Result<Vec<Message>, Error> {
-        let stream = answer.stream;
-        let mut calls = 0;
-        let result = agent::respond(
-            settings,
-            tools,
-            conversation,
-            stream,
-            &mut Sink {
-                text: &mut |text: &str| {
-                    if !stream {
-                        return Ok(());
+    ) -> Result<Done, Error> {
+        let mut text = String::new();
+        let mut start = |out: &mut dyn Respond| -> Result<(), Error> {
+            if !*streaming {
+                answer.start_stream(out).map_err(Error::Output)?;
+                *streaming = true;
+            }
+            Ok(())
+        };
+        while let Some(event) = run.next()? {
+            match event {
+                Event::Text(piece) if answer.stream => {
+                    start(out)?;
+                    answer.chunk(out, &piece).map_err(Error::Output)?;
+                }
+                Event::Text(piece) => text.push_str(&piece),
+                Event::Tool { name, .. } => {
+                    served.tool_calls += 1;
+                    if answer.stream {
+                        start(out)?;
+                        let comment = format!(": tool {name}\n\n");
+                        out.send(comment.as_bytes()).map_err(Error::Output)?;
                     }
-                    if !*streaming {
-                        answer.start_stream(out).map_err(Error::Output)?;
-                        *streaming = true;
-                    }
-                    answer.chunk(out, text).map_err(Error::Output)
-                },
-                notice: &mut |n: Notice<'_>| {
-                    if let Notice::Turn(Event::Tool { .. }) = n {
-                        calls += 1;
-                    }
-                },
-            },
-        );
-        served.tool_calls = calls;
-        result
+                }
+                Event::Retrying { .. } | Event::Repaired(_) => {}
+            }
+        }
+        let cut = run.cut_short();
+        Ok(Done { run, text, cut })
     }
+}
+
+/// A turn that completed.
+struct Done {
+    run: Run,
+    /// The whole text, when it was not streamed.
+    text: String,
+    /// The last reply was cut at `max_tokens`.
+    cut: bool,
+}
+
+/// Whether a request without a token may be served: it is addressed to
+/// this machine by a loopback name (`Host`), and, if a browser sent it,
+/// from a page served by this machine (`Origin`). A page elsewhere cannot
+/// forge either, and a name that resolves to 127.0.0.1 still arrives as
+/// itself.
+fn is_local(request: &Incoming<'_>) -> Result<(), ApiError> {
+    if let Some(host) = request.header("host").filter(|h| !is_loopback_name(h)) {
+        return Err(ApiError::forbidden(&format!(
+            "this gateway has no client token, so it answers only requests addressed to \
+             localhost, not to {}; set {TOKEN_ENV} or gateway.tokens to serve other names",
+            crate::secrets::quoted(host)
+        )));
+    }
+    let foreign = request.header("origin").filter(|origin| {
+        let host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        !host.is_some_and(is_loopback_name)
+    });
+    if let Some(origin) = foreign {
+        return Err(ApiError::forbidden(&format!(
+            "this gateway has no client token, so it refuses requests from web pages of \
+             other sites ({})",
+            crate::secrets::quoted(origin)
+        )));
+    }
+    Ok(())
+}
+
+/// `localhost` or a loopback address, with or without a port.
+fn is_loopback_name(host_and_port: &str) -> bool {
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host_and_port
+            .rsplit_once(':')
+            .map_or(host_and_port, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A place among the running turns, given back when dropped.

@@ -541,7 +541,10 @@ impl Request {
 
     /// The request head as sent.
     fn head(&self, addr: SocketAddr) -> Vec<u8> {
-        let mut head = format!("{} {} HTTP/1.1\r\nhost: {addr}\r\n", self.method, self.path);
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
+        if !self.has_header("host") {
+            head.push_str(&format!("host: {addr}\r\n"));
+        }
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }

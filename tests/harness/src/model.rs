@@ -19,7 +19,8 @@
 //! says what follows: `answer` (the default) replies `done: ` and the last
 //! results, `same` repeats the last round's calls forever, `new` calls
 //! `list_dir` forever with a new argument each round. `reuse_index` sends
-//! parallel OpenAI calls all under index 0, as some servers do.
+//! parallel OpenAI calls all under index 0, as some servers do; `cut`
+//! ends the final answer as cut at max_tokens.
 //!
 //! A request without tools (or with calling switched off) gets a plain
 //! answer. Streamed replies cut the arguments into 3-byte pieces and interleave
@@ -70,11 +71,13 @@ pub fn answer(wire: Wire, body: &Value, stream: bool) -> Answer {
         )
     };
     let reuse_index = seen.plan["reuse_index"] == json!(true);
+    // The final answer said to stop at max_tokens.
+    let cut = calls.is_empty() && seen.plan["cut"] == json!(true);
     match (wire, stream) {
-        (Wire::OpenAi, false) => Answer::Whole(openai_whole(&text, &calls)),
-        (Wire::OpenAi, true) => Answer::Events(openai_events(&text, &calls, reuse_index)),
-        (Wire::Anthropic, false) => Answer::Whole(anthropic_whole(&text, &calls)),
-        (Wire::Anthropic, true) => Answer::Events(anthropic_events(&text, &calls)),
+        (Wire::OpenAi, false) => Answer::Whole(openai_whole(&text, &calls, cut)),
+        (Wire::OpenAi, true) => Answer::Events(openai_events(&text, &calls, reuse_index, cut)),
+        (Wire::Anthropic, false) => Answer::Whole(anthropic_whole(&text, &calls, cut)),
+        (Wire::Anthropic, true) => Answer::Events(anthropic_events(&text, &calls, cut)),
     }
 }
 
@@ -387,7 +390,7 @@ fn check_anthropic(messages: &[Value], has_tools: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn openai_whole(text: &str, calls: &[Call]) -> Value {
+fn openai_whole(text: &str, calls: &[Call], cut: bool) -> Value {
     let tool_calls: Vec<Value> = calls
         .iter()
         .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
@@ -396,10 +399,10 @@ fn openai_whole(text: &str, calls: &[Call]) -> Value {
     if !calls.is_empty() {
         message["tool_calls"] = json!(tool_calls);
     }
-    let finish = if calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
+    let finish = match (calls.is_empty(), cut) {
+        (false, _) => "tool_calls",
+        (true, true) => "length",
+        (true, false) => "stop",
     };
     json!({"id": "chatcmpl-model", "object": "chat.completion", "model": "mock",
            "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
@@ -421,7 +424,7 @@ fn pieces(text: &str) -> Vec<String> {
     out
 }
 
-fn openai_events(text: &str, calls: &[Call], reuse_index: bool) -> Vec<String> {
+fn openai_events(text: &str, calls: &[Call], reuse_index: bool, cut: bool) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         format!(
             "data: {}\n\n",
@@ -470,10 +473,10 @@ fn openai_events(text: &str, calls: &[Call], reuse_index: bool) -> Vec<String> {
             }
         }
     }
-    let finish = if calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
+    let finish = match (calls.is_empty(), cut) {
+        (false, _) => "tool_calls",
+        (true, true) => "length",
+        (true, false) => "stop",
     };
     out.push(chunk(json!({}), json!(finish)));
     out.push("data: [DONE]\n\n".to_owned());
@@ -484,7 +487,7 @@ fn anthropic_input(arguments: &str) -> Value {
     serde_json::from_str(arguments).unwrap_or_else(|_| json!(arguments))
 }
 
-fn anthropic_whole(text: &str, calls: &[Call]) -> Value {
+fn anthropic_whole(text: &str, calls: &[Call], cut: bool) -> Value {
     let mut content = Vec::new();
     if !text.is_empty() || calls.is_empty() {
         content.push(json!({"type": "text", "text": text}));
@@ -492,16 +495,16 @@ fn anthropic_whole(text: &str, calls: &[Call]) -> Value {
     for c in calls {
         content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": anthropic_input(&c.arguments)}));
     }
-    let stop = if calls.is_empty() {
-        "end_turn"
-    } else {
-        "tool_use"
+    let stop = match (calls.is_empty(), cut) {
+        (false, _) => "tool_use",
+        (true, true) => "max_tokens",
+        (true, false) => "end_turn",
     };
     json!({"id": "msg_model", "type": "message", "role": "assistant", "model": "mock",
            "content": content, "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}})
 }
 
-fn anthropic_events(text: &str, calls: &[Call]) -> Vec<String> {
+fn anthropic_events(text: &str, calls: &[Call], cut: bool) -> Vec<String> {
     let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
     let mut out = vec![named(
         "message_start",
@@ -534,10 +537,10 @@ fn anthropic_events(text: &str, calls: &[Call]) -> Vec<String> {
         ));
         index += 1;
     }
-    let stop = if calls.is_empty() {
-        "end_turn"
-    } else {
-        "tool_use"
+    let stop = match (calls.is_empty(), cut) {
+        (false, _) => "tool_use",
+        (true, true) => "max_tokens",
+        (true, false) => "end_turn",
     };
     out.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 9}})));
     out.push(named("message_stop", json!({"type": "message_stop"})));
