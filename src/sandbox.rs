@@ -84,9 +84,7 @@ pub fn resolve(root: &Path, relative: &str, words: &Words) -> Result<PathBuf, Er
                     // A WASI host will not even read a link that points
                     // outside its preopened directory (wasmtime: EPERM).
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                        return Err(refuse(
-                            "a symbolic link on the way points outside the clawft home",
-                        ));
+                        return Err(refuse(words.link_outside));
                     }
                     Err(e) => return Err(Error::io(here.display(), e)),
                 };

@@ -101,18 +101,14 @@ impl Spec {
             .params
             .iter()
             .map(|p| {
-                let kind = match p.kind {
-                    Kind::String => object([("type", "string".into())]),
-                    Kind::Integer => object([("type", "integer".into())]),
-                    Kind::Boolean => object([("type", "boolean".into())]),
-                    Kind::StringList => object([
-                        ("type", "array".into()),
-                        ("items", object([("type", "string".into())])),
-                    ]),
-                };
-                let mut schema = match kind {
-                    Json::Object(members) => members,
-                    _ => unreachable!("built as an object above"),
+                let mut schema = match p.kind {
+                    Kind::String => vec![Member::new("type", "string")],
+                    Kind::Integer => vec![Member::new("type", "integer")],
+                    Kind::Boolean => vec![Member::new("type", "boolean")],
+                    Kind::StringList => vec![
+                        Member::new("type", "array"),
+                        Member::new("items", object([("type", "string".into())])),
+                    ],
                 };
                 schema.push(Member::new("description", p.doc));
                 Member {

@@ -168,11 +168,12 @@ struct Response {
 }
 
 impl Respond for Response {
+    /// The outparam is taken only once the response is built: if building
+    /// fails, it is still there for the caller's error answer.
     fn start(&mut self, status: u16, headers: &[(&str, &str)]) -> io::Result<()> {
-        let out = self
-            .out
-            .take()
-            .ok_or_else(|| io::Error::other("the answer was already started"))?;
+        if self.out.is_none() {
+            return Err(io::Error::other("the answer was already started"));
+        }
         let fields: Vec<(String, Vec<u8>)> = headers
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
@@ -184,7 +185,9 @@ impl Respond for Response {
         let body = response
             .body()
             .map_err(|()| io::Error::other("the response body was already taken"))?;
-        ResponseOutparam::set(out, Ok(response));
+        if let Some(out) = self.out.take() {
+            ResponseOutparam::set(out, Ok(response));
+        }
         let stream = body
             .write()
             .map_err(|()| io::Error::other("the response stream was already taken"))?;
