@@ -266,6 +266,19 @@ impl Config {
                  so exec is not offered",
             );
         }
+        /// Programs that run code they are given or find in the workspace.
+        const RUNNERS: [&str; 16] = [
+            "sh", "bash", "zsh", "env", "git", "cargo", "make", "npm", "npx", "node", "python",
+            "python3", "perl", "ruby", "find", "xargs",
+        ];
+        let allowed = t.exec_allow.iter().flatten();
+        if t.exec_enable == Some(true) && allowed.clone().any(|p| RUNNERS.contains(&p.as_str())) {
+            notes.push(
+                "tools.exec.allow names a program that runs code it is given or finds in \
+                 the workspace (a shell, git, a build tool, an interpreter): the model can \
+                 then run anything your user can",
+            );
+        }
         notes
     }
 
@@ -1049,6 +1062,16 @@ mod tests {
         let offered = crate::tools::Toolbox::new(&tools, crate::tools::Caller::Cli).specs();
         assert!(offered.iter().all(|t| t.name != "exec"));
         assert!(Config::parse("{}").unwrap().notes().is_empty());
+        let runs_code = |allow: &str| {
+            let text = format!(r#"{{"tools":{{"exec":{{"enable":true,"allow":{allow}}}}}}}"#);
+            Config::parse(&text)
+                .unwrap()
+                .notes()
+                .iter()
+                .any(|n| n.contains("anything"))
+        };
+        assert!(runs_code(r#"["ls", "git"]"#));
+        assert!(!runs_code(r#"["ls", "wc"]"#));
     }
 
     #[test]
