@@ -102,7 +102,7 @@ let
           export HOME=$(mktemp -d)
           mkdir -p "$PWD/target/wasi-tmp"
           export ${runnerVar}="wasmtime run ${
-            lib.optionalString (target == "wasm32-wasip2") "-S http "
+            if target == "wasm32-wasip2" then "-S http " else ""
           }--dir $PWD::$PWD --env TMPDIR=$PWD/target/wasi-tmp"
         '';
       }
