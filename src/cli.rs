@@ -347,6 +347,7 @@ fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
             let config = Config::load(&home)?;
             let settings = config.settings(None, env)?;
             settings.provider.require_key()?;
+            crate::gateway::Gateway::tokens(&config, env)?;
             for note in config.notes() {
                 let _ = writeln!(io::stderr(), "note: {note}");
             }

@@ -817,10 +817,18 @@ fn tokens_native() {
     let reply = send(&gateway, &chat(MODEL, "hi", false).bearer("short-token"));
     assert_error(&reply, 500, Some("config_error"), "a short token");
     assert!(
-        reply.text().contains("shorter than 16 characters"),
+        reply.text().contains("weft config check") && !reply.text().contains("gateway.tokens"),
         "{reply}"
     );
     gateway.stop();
+    let check = weft.run(&["config", "check"]);
+    assert!(
+        check.code != 0
+            && check
+                .stderr
+                .contains("gateway.tokens[0] is shorter than 16"),
+        "{check}"
+    );
     weft.write_config(&config(&server, json!({})));
     let out = weft
         .cmd(&["gateway", "--listen", "127.0.0.1:0"])

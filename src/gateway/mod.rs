@@ -237,9 +237,12 @@ impl Gateway {
             served.status = 200;
             return api::send_json(out, 200, &object([("status", "ok".into())]));
         }
-        let config = Config::load(&self.home).map_err(|e| match request.path {
+        // Before any token is checked: say what is wrong, not the details.
+        let config = Config::load(&self.home).map_err(|_| match request.path {
             "/readyz" => ApiError::unavailable("the config does not load; run weft config check"),
-            _ => ApiError::from_error(&e),
+            _ => ApiError::from_error(&Error::Config(
+                "the gateway's config does not load; weft config check says why".into(),
+            )),
         })?;
         if request.path == "/readyz" {
             return self.ready(&config, out, served);
@@ -259,7 +262,11 @@ impl Gateway {
     /// compared in constant time. Without tokens, only local clients may
     /// ask (see [`is_local`]).
     fn authorize(&self, config: &Config, request: &Incoming<'_>) -> Result<(), ApiError> {
-        let tokens = Gateway::tokens(config, self.env).map_err(|e| ApiError::from_error(&e))?;
+        let tokens = Gateway::tokens(config, self.env).map_err(|_| {
+            ApiError::from_error(&Error::Config(
+                "the gateway's client tokens are not usable; weft config check says why".into(),
+            ))
+        })?;
         if tokens.is_empty() && self.always_token {
             return Err(ApiError::unauthorized(&format!(
                 "no client token is configured: set {TOKEN_ENV} or gateway.tokens \

@@ -214,7 +214,7 @@ fn call_id(id: Option<&str>, position: usize) -> String {
                 d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
             });
             let count = MADE_UP.fetch_add(1, Ordering::Relaxed);
-            format!("call_clawft_{micros}_{count}_{position}")
+            format!("call_{micros}_{count}_{position}")
         }
     }
 }
@@ -524,7 +524,7 @@ mod tests {
                 }
             ]
         );
-        assert!(reply.calls[1].id.starts_with("call_clawft_"));
+        assert!(reply.calls[1].id.starts_with("call_") && reply.calls[1].id.len() <= 40);
         let again = OpenAi.complete(calls).unwrap();
         assert_ne!(again.calls[1].id, reply.calls[1].id, "made-up ids repeat");
         assert!(OpenAi.complete(br#"{"choices":[]}"#).is_err());

@@ -57,21 +57,22 @@ pub fn run(settings: &ToolSettings, args: &Args) -> Result<(String, String), Str
 }
 
 /// Whether an argument names a place outside the workspace: an absolute or
-/// `~` path, as the whole argument, after an `=`, or attached to a short
-/// option (`-C/etc`); or a `..` anywhere among its path parts (`-C..`,
-/// `cat ../x`). A check on words, not on what the program does with them.
+/// `~` path, as the whole argument, after `=`, `:`, `@`, `,` or a space, or
+/// after a cluster of short options (`-vC/etc`); or a `..` among its path
+/// parts anywhere (`-C..`, `cat ../x`). A check on words, which a program
+/// that finds paths by other means passes: it is not a sandbox.
 #[cfg(not(target_os = "wasi"))]
 fn reaches_outside(arg: &str) -> bool {
     let attached = arg
         .strip_prefix('-')
         .filter(|rest| !rest.starts_with('-'))
-        .and_then(|rest| rest.get(1..));
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()));
     let rooted = std::iter::once(arg)
-        .chain(arg.split('=').skip(1))
+        .chain(arg.split(['=', ':', '@', ',', ' ']).skip(1))
         .chain(attached)
         .any(|part| part.starts_with(['/', '~']));
     let climbs = arg
-        .split(|c: char| "/=:,; \t'\"".contains(c))
+        .split(|c: char| "/=:,;@ \t'\"".contains(c))
         .chain(attached.into_iter().flat_map(|value| value.split('/')))
         .any(|part| part == "..");
     rooted || climbs
@@ -83,27 +84,28 @@ fn run_program(
     program: &str,
     arguments: &[String],
 ) -> Result<(String, String), String> {
-    use std::io::Read;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    use std::time::Instant;
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::time::{Duration, Instant};
     /// The most output kept from each of stdout and stderr.
     const MAX_OUTPUT_BYTES: usize = 256 << 10;
+    /// How long output may still arrive once the program is stopped (a
+    /// child that left its process group can hold a pipe open).
+    const AFTERWARDS: Duration = Duration::from_secs(2);
 
-    use crate::session::file::create_private_dir;
-    create_private_dir(&settings.workspace)
+    crate::session::file::create_private_dir(&settings.workspace)
         .map_err(|e| format!("cannot create the workspace: {e}"))?;
-    // A HOME of its own, so no dotfile the model can write in the
-    // workspace (a .gitconfig alias, say) configures the program.
-    let home = std::env::temp_dir().join(format!("clawft-exec-{}", std::process::id()));
-    create_private_dir(&home).map_err(|e| format!("cannot create a home for '{program}': {e}"))?;
+    let home =
+        PrivateHome::create().map_err(|e| format!("cannot create a home for '{program}': {e}"))?;
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(arguments)
         .current_dir(&settings.workspace)
         .env_clear()
         .env("PATH", path)
-        .env("HOME", &home)
+        .env("HOME", &home.0)
         .env("LANG", "C.UTF-8")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -112,47 +114,78 @@ fn run_program(
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: runs in the child between fork and exec, and calls only
+        // async-signal-safe functions. In a group of its own the program no
+        // longer gets the terminal's Ctrl-C, so it is killed when weft dies.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run '{program}': {e}"))?;
     let group = child.id() as i32;
     // Each pipe is read to its end on a thread of its own (so a chatty
-    // program never blocks on a full pipe); the first bytes are kept.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    // program never blocks on a full pipe); what it read comes here, the
+    // first bytes of each kept, the rest only counted.
+    let (pieces, arrived) = mpsc::channel::<(usize, Option<(Vec<u8>, usize)>)>();
+    let drain = |which: usize, pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let pieces = pieces.clone();
         std::thread::spawn(move || {
-            let (mut kept, mut total) = (Vec::new(), 0usize);
+            let mut kept = 0;
             if let Some(mut pipe) = pipe {
                 let mut buf = [0u8; 8192];
                 while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                    let room = MAX_OUTPUT_BYTES.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                    total += n;
+                    let keep = n.min(MAX_OUTPUT_BYTES - kept);
+                    kept += keep;
+                    if pieces
+                        .send((which, Some((buf[..keep].to_vec(), n))))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
-            (kept, total)
-        })
+            let _ = pieces.send((which, None));
+        });
     };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    drain(0, child.stdout.take().map(|p| Box::new(p) as _));
+    drain(1, child.stderr.take().map(|p| Box::new(p) as _));
+    drop(pieces);
+    // Per pipe: the bytes kept and the count read; and how many pipes ended.
+    let mut outputs = [(Vec::new(), 0usize), (Vec::new(), 0usize)];
+    let mut ended = 0;
+    let mut take = |piece: (usize, Option<(Vec<u8>, usize)>), ended: &mut usize| match piece {
+        (which, Some((bytes, n))) => {
+            outputs[which].0.extend_from_slice(&bytes);
+            outputs[which].1 += n;
+        }
+        (_, None) => *ended += 1,
+    };
     let started = Instant::now();
     let status = loop {
+        match arrived.recv_timeout(Duration::from_millis(10)) {
+            Ok(piece) => take(piece, &mut ended),
+            Err(RecvTimeoutError::Timeout) => {}
+            // Both pipes ended before the program did.
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(10)),
+        }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break Some(status);
         }
         if started.elapsed() > settings.exec_timeout {
             break None;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     };
     // The program and anything it left running in the background: a child
     // holding the pipes would otherwise hold the turn.
@@ -162,8 +195,15 @@ fn run_program(
         libc::kill(-group, libc::SIGKILL);
     }
     let _ = child.wait();
-    let (stdout, out_total) = out.join().unwrap_or_default();
-    let (stderr, err_total) = err.join().unwrap_or_default();
+    let stopped = Instant::now();
+    while ended < 2 {
+        match arrived.recv_timeout(AFTERWARDS.saturating_sub(stopped.elapsed())) {
+            Ok(piece) => take(piece, &mut ended),
+            Err(_) => break,
+        }
+    }
+    drop(home);
+    let [(stdout, out_total), (stderr, err_total)] = outputs;
     // Notes on cut output go first: the toolbox may cut the end again.
     let mut notes = String::new();
     for (stream, kept, total) in [
@@ -194,6 +234,39 @@ fn run_program(
             let summary = format!("{program} -> exit {code}");
             Ok((format!("[exit {code}]\n{text}"), summary))
         }
+    }
+}
+
+/// A fresh, empty, private directory for one program's `HOME`, so no
+/// dotfile the model can write in the workspace (a `.gitconfig` alias, say)
+/// configures it. Created anew (it must not exist yet, so no one else can
+/// have prepared it) and removed afterwards.
+#[cfg(not(target_os = "wasi"))]
+struct PrivateHome(std::path::PathBuf);
+
+#[cfg(not(target_os = "wasi"))]
+impl PrivateHome {
+    fn create() -> std::io::Result<PrivateHome> {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "clawft-exec-{}-{nanos}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(PrivateHome(dir))
+    }
+}
+
+#[cfg(not(target_os = "wasi"))]
+impl Drop for PrivateHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -263,10 +336,18 @@ mod tests {
             "--dir=a/../../x",
             "-f/etc/passwd",
             "x:..",
+            "-vC/",
+            "-rf/etc/passwd",
+            "-d@/etc/passwd",
+            "file:///etc/passwd",
+            "x:/etc",
+            "cat ~/.ssh/id_ed25519",
+            // Cannot be told from -rf/etc: pass "-I", "src/include" instead.
+            "-Isrc/include",
         ] {
             assert!(super::reaches_outside(bad), "{bad}");
         }
-        for fine in ["-C", "src/main.rs", "a..b", "--all", "-v", "..."] {
+        for fine in ["-C", "src/main.rs", "a..b", "--all", "-v", "...", "-n3"] {
             assert!(!super::reaches_outside(fine), "{fine}");
         }
     }
@@ -288,13 +369,34 @@ mod tests {
         );
         assert!(!err && said.contains("started"), "{said}");
         assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
-        // HOME is not the workspace, so a .gitconfig written there is not read.
-        std::fs::write(dir.path().join(".profile"), "x").unwrap();
+        // Nor does one that leaves the group (setsid), past a short grace.
+        let started = std::time::Instant::now();
         let (_, said) = run(
             &tools,
-            json!({"program": "sh", "args": ["-c", "ls -a \"$HOME\""]}),
+            json!({"program": "sh", "args": ["-c", "setsid sleep 30 & echo hi"]}),
         );
-        assert!(!said.contains(".profile"), "{said}");
+        assert!(said.contains("hi"), "{said}");
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+        // HOME is not the workspace, so a .gitconfig written there is not
+        // read; it is a new empty directory each time, removed afterwards.
+        std::fs::write(dir.path().join(".profile"), "x").unwrap();
+        let home = || {
+            let (_, said) = run(
+                &tools,
+                json!({"program": "sh", "args": ["-c", "echo \"$HOME\"; ls -A \"$HOME\""]}),
+            );
+            assert_eq!(said.lines().count(), 2, "HOME is not empty: {said}");
+            said.lines().nth(1).unwrap_or_default().to_owned()
+        };
+        let (first, second) = (home(), home());
+        assert!(
+            first.contains("clawft-exec-") && first != second,
+            "{first} {second}"
+        );
+        assert!(
+            !std::path::Path::new(&first).exists(),
+            "{first} was left behind"
+        );
     }
 
     #[test]

@@ -136,8 +136,9 @@ pub struct Workspace<'a> {
 impl<'a> Workspace<'a> {
     pub fn new(root: &'a Path, home: &Path) -> Workspace<'a> {
         let (root_real, home_real) = (real(root), real(home));
-        let home = (within(&home_real, &root_real) && !within(&root_real, &home_real))
-            .then_some(home_real);
+        // A workspace inside the home (the default, `<home>/workspace`) is
+        // fine; one that contains the home, or is it, is kept out of it.
+        let home = within(&home_real, &root_real).then_some(home_real);
         Workspace { root, home }
     }
 
@@ -185,7 +186,10 @@ impl<'a> Workspace<'a> {
         let inside = inside
             .get(self.root.as_os_str().len()..)
             .unwrap_or_default();
-        let in_git = inside.split(|b| *b == b'/').any(|name| name == b".git");
+        // Any case: on a case-insensitive filesystem `.GIT` is `.git`.
+        let in_git = inside
+            .split(|b| *b == b'/')
+            .any(|name| name.eq_ignore_ascii_case(b".git"));
         if in_git {
             return Err(format!(
                 "refused path '{path}': files inside .git may not be written (git runs what \
@@ -228,9 +232,16 @@ fn within(path: &Path, dir: &Path) -> bool {
 /// host's preopens, which [`sandbox::resolve`] already walks link by link
 /// (and realpath would only add code to the component).
 fn real(path: &Path) -> PathBuf {
+    // A file still to be created: its nearest existing ancestor, resolved,
+    // and the rest as written.
     #[cfg(not(target_os = "wasi"))]
-    if let Ok(real) = fs::canonicalize(path) {
-        return real;
+    for existing in path.ancestors() {
+        if let Ok(real) = fs::canonicalize(existing) {
+            return match path.strip_prefix(existing) {
+                Ok(rest) if !rest.as_os_str().is_empty() => real.join(rest),
+                _ => real,
+            };
+        }
     }
     path.to_owned()
 }
@@ -423,6 +434,7 @@ fn search(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
     let matcher = Pattern::new(&pattern, ignore_case);
     let mut found = Search {
         root: ws.root,
+        home: ws.home.as_deref(),
         matcher,
         lines: Vec::new(),
         files: 0,
@@ -446,6 +458,8 @@ fn search(ws: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
 /// A search in progress.
 struct Search<'a> {
     root: &'a Path,
+    /// The clawft home, when inside the workspace: not searched.
+    home: Option<&'a Path>,
     matcher: Pattern,
     lines: Vec<String>,
     files: usize,
@@ -461,7 +475,7 @@ impl Search<'_> {
         }
         let meta = fs::symlink_metadata(path)?;
         if meta.is_dir() {
-            if depth > 32 {
+            if depth > 32 || self.home.is_some_and(|home| within(&real(path), home)) {
                 return Ok(());
             }
             // An unreadable directory is passed over, not the whole search.
@@ -547,10 +561,8 @@ impl Pattern {
 
 /// Replaces a file's contents: written to a new file beside it, then
 /// renamed over it, so a crash leaves the old file or the new one, never
-/// half of either. The new file has a name no one else uses and is created
-/// exclusively (a link planted under that name is never followed); it
-/// takes the old file's permissions. Where a host cannot rename, the file
-/// is written in place.
+/// half of either. The new file has a name no one else uses; see
+/// [`replace_via`].
 fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
@@ -564,19 +576,28 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         ".{name}.{nanos}-{}.clawft-tmp",
         COUNT.fetch_add(1, Ordering::Relaxed)
     ));
+    replace_via(path, &temp, bytes)
+}
+
+/// [`replace`] through `temp`, which is created exclusively (whatever is
+/// there already, a planted link included, makes it fail rather than be
+/// followed). Replacing a file, the new one is private while it is written
+/// and then takes the old one's permissions. Where a host cannot rename,
+/// the file is written in place.
+fn replace_via(path: &Path, temp: &Path, bytes: &[u8]) -> io::Result<()> {
     let old = fs::metadata(path).ok();
-    let result = write_new(&temp, bytes).and_then(|()| {
+    let result = write_new(temp, bytes, old.is_some()).and_then(|()| {
         #[cfg(unix)]
         if let Some(old) = &old {
-            fs::set_permissions(&temp, old.permissions())?;
+            fs::set_permissions(temp, old.permissions())?;
         }
-        fs::rename(&temp, path)
+        fs::rename(temp, path)
     });
     match result {
         Ok(()) => Ok(()),
         Err(e) => {
-            let _ = fs::remove_file(&temp);
-            if e.kind() == io::ErrorKind::Unsupported && old.is_some() {
+            let _ = fs::remove_file(temp);
+            if e.kind() == io::ErrorKind::Unsupported {
                 fs::write(path, bytes)
             } else {
                 Err(e)
@@ -585,22 +606,28 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Writes a file that must not exist yet. Under WASI 0.2 through
-/// `wasi:filesystem` itself (see `session::file`): some hosts refuse the
-/// flags std opens writable files with.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes a file that must not exist yet; `private`, readable by its owner
+/// only (natively). Under WASI 0.2 through `wasi:filesystem` itself (see
+/// `session::file`): some hosts refuse the flags std opens writable files
+/// with.
+fn write_new(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
     #[cfg(all(target_os = "wasi", target_env = "p2"))]
     {
+        let _ = private;
         let mut file = crate::session::file::Writable::create_new(path)?;
         file.append(bytes)
     }
     #[cfg(not(all(target_os = "wasi", target_env = "p2")))]
     {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        file.write_all(bytes)
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        options.open(path)?.write_all(bytes)
     }
 }
 
@@ -767,29 +794,39 @@ mod tests {
     fn git_internals_and_a_home_inside_the_workspace_are_off_limits() {
         let dir = crate::test_support::scratch();
         let mut s = settings(dir.path());
-        s.home = dir.path().join(".clawft");
+        s.home = dir.path().join("clawft-home");
         fs::create_dir(&s.home).unwrap();
         fs::write(s.home.join("config.json"), "{\"secret\": 1}").unwrap();
         fs::create_dir(dir.path().join(".git")).unwrap();
         let tools = Toolbox::new(&s, Caller::Cli);
         use serde_json::json;
-        for path in [".clawft/config.json", ".clawft/sessions/x.jsonl"] {
+        for path in ["clawft-home/config.json", "clawft-home/sessions/x.jsonl"] {
             let (err, said) = run(&tools, "read_file", json!({"path": path}));
             assert!(err && said.contains("clawft home"), "{said}");
             let (err, said) = run(&tools, "write_file", json!({"path": path, "content": "x"}));
             assert!(err && said.contains("clawft home"), "{said}");
         }
-        let (err, said) = run(
-            &tools,
-            "write_file",
-            json!({"path": ".git/config", "content": "[core]\n"}),
-        );
-        assert!(err && said.contains(".git"), "{said}");
+        let (_, said) = run(&tools, "search", json!({"pattern": "secret"}));
+        assert_eq!(said, "no line matches 'secret'");
+        for path in [".git/config", ".GIT/config", "sub/.Git/hooks/pre-commit"] {
+            let (err, said) = run(
+                &tools,
+                "write_file",
+                json!({"path": path, "content": "[core]\n"}),
+            );
+            assert!(err && said.contains(".git"), "{path}: {said}");
+        }
         assert!(!dir.path().join(".git/config").exists());
         assert_eq!(
             fs::read_to_string(s.home.join("config.json")).unwrap(),
             "{\"secret\": 1}"
         );
+        // A workspace that is the home itself is all off limits.
+        let mut same = settings(&s.home);
+        same.home = s.home.clone();
+        let tools = Toolbox::new(&same, Caller::Cli);
+        let (err, said) = run(&tools, "read_file", json!({"path": "config.json"}));
+        assert!(err && said.contains("clawft home"), "{said}");
     }
 
     #[cfg(unix)]
@@ -837,6 +874,23 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".clawft-tmp"))
             .count();
         assert_eq!(temps, 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_temp_name_is_never_followed() {
+        let outer = crate::test_support::scratch();
+        let victim = outer.path().join("victim.txt");
+        fs::write(&victim, "precious").unwrap();
+        let (path, temp) = (
+            outer.path().join("notes.md"),
+            outer.path().join("notes.tmp"),
+        );
+        std::os::unix::fs::symlink(&victim, &temp).unwrap();
+        let err = super::replace_via(&path, &temp, b"pwned").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!path.exists());
     }
 
     #[cfg(all(unix, not(target_os = "wasi")))]

@@ -7,7 +7,7 @@
 //! A tool that fails, an unknown tool, or arguments that are not a JSON
 //! object give the model an error to read, never a failed turn.
 
-mod exec;
+pub(crate) mod exec;
 mod files;
 mod web;
 

@@ -219,9 +219,10 @@ fn decode_entities(text: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let entity = rest
-            .find(';')
-            .filter(|&semi| semi <= 10)
+        // Looked for close by only: a page of bare `&`s stays linear.
+        let entity = rest.as_bytes()[..rest.len().min(11)]
+            .iter()
+            .position(|&b| b == b';')
             .map(|semi| (&rest[1..semi], semi + 1));
         let decoded = entity.and_then(|(name, len)| {
             let c = match name {
