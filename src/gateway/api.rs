@@ -76,7 +76,9 @@ impl ApiError {
             415,
             "invalid_request_error",
             Some("unsupported_media_type"),
-            "the body must be sent as Content-Type: application/json".to_owned(),
+            "without a client token this gateway takes only bodies sent as \
+             Content-Type: application/json"
+                .to_owned(),
         )
     }
 

@@ -21,6 +21,7 @@
 //!   say it is JSON: a web page the user visits can then neither drive the
 //!   agent (a cross-origin JSON post needs a preflight, which is never
 //!   granted) nor reach it through a name that resolves to 127.0.0.1.
+//!   A token makes these unnecessary (a page cannot send one).
 
 mod api;
 
@@ -340,13 +341,6 @@ impl Gateway {
         out: &mut dyn Respond,
         served: &mut Served,
     ) -> Result<(), ApiError> {
-        let json = request.header("content-type").is_some_and(|t| {
-            let kind = t.split(';').next().unwrap_or("").trim();
-            kind.eq_ignore_ascii_case("application/json")
-        });
-        if !json {
-            return Err(ApiError::media_type());
-        }
         let body = api::ChatRequest::parse(request.body)?;
         let mut settings =
             config
@@ -511,8 +505,17 @@ struct Done {
 /// this machine by a loopback name (`Host`), and, if a browser sent it,
 /// from a page served by this machine (`Origin`). A page elsewhere cannot
 /// forge either, and a name that resolves to 127.0.0.1 still arrives as
-/// itself.
+/// itself. A body must be declared JSON, which a page of another site
+/// cannot do without a preflight (never granted here). With a token none
+/// of this is needed: a browser cannot attach one unasked.
 fn is_local(request: &Incoming<'_>) -> Result<(), ApiError> {
+    let json = request.header("content-type").is_some_and(|t| {
+        let kind = t.split(';').next().unwrap_or("").trim();
+        kind.eq_ignore_ascii_case("application/json")
+    });
+    if request.method == "POST" && !json {
+        return Err(ApiError::media_type());
+    }
     if let Some(host) = request.header("host").filter(|h| !is_loopback_name(h)) {
         return Err(ApiError::forbidden(&format!(
             "this gateway has no client token, so it answers only requests addressed to \
