@@ -16,7 +16,7 @@ fn same(ours: &Json, theirs: &Value) -> bool {
         (Json::String(a), Value::String(b)) => a == b,
         // Compare numbers the way serde_json reads our text.
         (Json::Number(text), Value::Number(_)) => {
-            serde_json::from_str::<Value>(text).ok().as_ref() == Some(theirs)
+            serde_json::from_str::<Value>(text.as_str()).ok().as_ref() == Some(theirs)
         }
         (Json::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
