@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::weft::{target_dir, wasmtime, Output};
+use crate::weft::{run_to_end, target_dir, wasmtime, Output};
 
 /// How long a gateway may take to start listening (the first `wasmtime
 /// serve` of a component compiles it).
@@ -836,44 +836,9 @@ pub fn run_script(script: &str, args: &[&str]) -> Output {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .arg(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(args);
     let shown = format!("python {script} {}", args.join(" "));
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let mut out_pipe = child.stdout.take().expect("piped stdout");
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let out = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out_pipe.read_to_end(&mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err_pipe.read_to_end(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for python") {
-            break status;
-        }
-        if started.elapsed() > SCRIPT_LIMIT {
-            let _ = child.kill();
-            panic!("{shown} ran longer than {SCRIPT_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        command: shown,
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-        elapsed: started.elapsed(),
-    }
+    run_to_end(command, shown, None, SCRIPT_LIMIT)
 }
 
 /// A session file's lines as JSON, checked whole: every line parses, the

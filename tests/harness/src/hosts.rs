@@ -22,11 +22,11 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::weft::{target_dir, wasmtime, Output};
+use crate::weft::{run_to_end, target_dir, wasmtime, Output};
 
 /// How long one host process (or one call into a running host) may take.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -245,36 +245,9 @@ pub fn example(language: &str, home: &Path, env: &[(&str, &str)], message: &str)
 }
 
 /// Runs a command to its end, within [`LIMIT`].
-fn run(mut command: Command) -> Output {
+fn run(command: Command) -> Output {
     let shown = shown(&command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let stdout = collect(child.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.stderr.take().expect("piped stderr"));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the host") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{shown} ran longer than {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        command: shown,
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-        elapsed: started.elapsed(),
-    }
+    run_to_end(command, shown, None, LIMIT)
 }
 
 /// A command as a person would read it: program and arguments, without the
@@ -285,14 +258,6 @@ fn shown(command: &Command) -> String {
         .map(|word| word.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
 }
 
 /// A language that embeds the library component.

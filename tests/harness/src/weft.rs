@@ -300,55 +300,67 @@ impl Invocation<'_> {
             }
             command = on_pty;
         }
-        command
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         let shown = shell_line(&command, self.stdin.as_deref());
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-        if let Some(input) = self.stdin {
-            let mut pipe = child.stdin.take().expect("piped stdin");
-            thread::spawn(move || {
-                let _ = pipe.write_all(&input);
-            });
-        }
-        let mut out_pipe = child.stdout.take().expect("piped stdout");
-        let mut err_pipe = child.stderr.take().expect("piped stderr");
-        let out = thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = out_pipe.read_to_end(&mut s);
-            s
-        });
-        let err = thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = err_pipe.read_to_end(&mut s);
-            s
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for weft") {
-                break status;
-            }
-            if started.elapsed() > RUN_LIMIT {
-                let _ = child.kill();
-                panic!("{shown} ran longer than {RUN_LIMIT:?}");
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        Output {
-            command: shown,
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        run_to_end(command, shown, self.stdin, RUN_LIMIT)
     }
+}
+
+/// Runs `command` to its end with its output collected, writing `stdin` to
+/// it if given, and kills it if it runs longer than `limit`. `shown` names
+/// the command in the result and in a panic.
+pub fn run_to_end(
+    mut command: Command,
+    shown: String,
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+) -> Output {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let stdout = collect(child.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.stderr.take().expect("piped stderr"));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} ran longer than {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        command: shown,
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own, as text.
+fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// What a run printed and how it ended.
