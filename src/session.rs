@@ -16,7 +16,7 @@ mod tail;
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::home::Home;
@@ -154,14 +154,10 @@ impl<'h> Sessions<'h> {
         key: &str,
         mut visit: impl FnMut(Result<Message, Skipped>),
     ) -> Result<bool, Error> {
-        let Some(path) = self.existing(key)? else {
-            return Ok(false);
-        };
-        let Some(file) = open_existing(&path)? else {
-            return Ok(false);
-        };
-        read_entries(BufReader::new(file), &mut visit).map_err(|e| Error::io(path.display(), e))?;
-        Ok(true)
+        match self.existing(key)? {
+            Some(path) => scan_file(&path, &mut visit),
+            None => Ok(false),
+        }
     }
 
     /// Appends messages (a whole turn) in a single write under a lock,
@@ -231,12 +227,13 @@ impl<'h> Sessions<'h> {
                 continue;
             };
             // Once per key: the file every other command uses for it.
-            match self.existing(&key) {
-                Ok(Some(path)) if path.file_name() == Some(name.as_os_str()) => {}
+            let path = match self.existing(&key) {
+                Ok(Some(path)) if path.file_name() == Some(name.as_os_str()) => path,
                 _ => continue,
-            }
+            };
             let mut messages = 0;
-            if let Err(err) = self.scan(&key, |entry| messages += usize::from(entry.is_ok())) {
+            if let Err(err) = scan_file(&path, &mut |entry| messages += usize::from(entry.is_ok()))
+            {
                 unreadable.push((key, err.to_string()));
                 continue;
             }
@@ -336,6 +333,16 @@ pub fn parse(bytes: &[u8]) -> (Vec<Message>, Vec<Skipped>) {
 
 /// Visits every message and every skipped line of a session's text, in
 /// order; metadata and blank lines are passed over.
+/// [`Sessions::scan`] of a file already found. One copy of the line reader
+/// serves every caller, whatever it does with the lines.
+fn scan_file(path: &Path, visit: &mut dyn FnMut(Result<Message, Skipped>)) -> Result<bool, Error> {
+    let Some(file) = open_existing(path)? else {
+        return Ok(false);
+    };
+    read_entries(BufReader::new(file), visit).map_err(|e| Error::io(path.display(), e))?;
+    Ok(true)
+}
+
 fn read_entries(
     reader: impl BufRead,
     mut visit: impl FnMut(Result<Message, Skipped>),
