@@ -42,7 +42,18 @@ pub fn to_lines(message: &Message) -> Vec<String> {
         Member::new("role", message.role.name()),
         Member::new("content", message.joined_text()),
     ];
-    let calls: Vec<Json> = message
+    let calls = tool_calls(message);
+    if !calls.is_empty() {
+        line.push(Member::new("tool_calls", calls));
+    }
+    line.push(timestamp());
+    vec![Json::Object(line).to_text()]
+}
+
+/// A message's tool calls in OpenAI's `tool_calls` shape, which session
+/// lines share with the OpenAI wire.
+pub fn tool_calls(message: &Message) -> Vec<Json> {
+    message
         .calls()
         .map(|c| {
             object([
@@ -57,12 +68,7 @@ pub fn to_lines(message: &Message) -> Vec<String> {
                 ),
             ])
         })
-        .collect();
-    if !calls.is_empty() {
-        line.push(Member::new("tool_calls", calls));
-    }
-    line.push(timestamp());
-    vec![Json::Object(line).to_text()]
+        .collect()
 }
 
 /// The message a parsed line holds, or why it is not one.

@@ -12,7 +12,7 @@
 //! `{}`), `message_delta` the stop reason, `message_stop` the end, and
 //! `error` a failure mid-stream (for example `overloaded_error`).
 
-use super::stream::Pieces;
+use super::stream::{self, Pieces};
 use super::{arguments_object, Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
 use crate::config::Settings;
 use crate::conversation::{Message, Role, ToolCall};
@@ -288,8 +288,6 @@ impl Stream {
     fn close(&mut self, index: Option<u64>) -> Result<(), String> {
         let block = self.block(index)?;
         if let Block::ToolUse { id, name, input } = std::mem::replace(block, Block::Other) {
-            let mut input = input;
-            input.finish();
             let (text, repaired) = input.into_parts();
             self.repaired += repaired;
             self.calls.push(ToolCall {
@@ -388,7 +386,6 @@ impl Decoder for Stream {
     }
 
     fn finish(mut self: Box<Self>) -> Result<Reply, String> {
-        self.text.finish();
         // A tool_use block the stream never closed is read as it stands.
         let open: Vec<u64> = self
             .blocks
@@ -399,18 +396,12 @@ impl Decoder for Stream {
         for index in open {
             self.close(Some(index))?;
         }
-        let (text, repaired) = std::mem::take(&mut self.text).into_parts();
-        let stop = match self.stop.take() {
-            Some(stop) => stop,
-            None if self.calls.is_empty() => Stop::Done,
-            None => Stop::ToolUse,
-        };
-        Ok(Reply {
-            text,
-            calls: std::mem::take(&mut self.calls),
-            stop,
-            repaired: repaired + self.repaired,
-        })
+        Ok(stream::reply(
+            std::mem::take(&mut self.text),
+            std::mem::take(&mut self.calls),
+            self.stop.take(),
+            self.repaired,
+        ))
     }
 }
 

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::stream::Pieces;
+use super::stream::{self, Pieces};
 use super::{Ask, Decoder, Failure, Fault, Reply, Step, Stop, Wire};
 use crate::config::Settings;
 use crate::conversation::{Message, Role, ToolCall};
@@ -154,22 +154,7 @@ fn encode(message: &Message, out: &mut Vec<Json>) {
         }
         role => {
             let text = message.joined_text();
-            let calls: Vec<Json> = message
-                .calls()
-                .map(|c| {
-                    object([
-                        ("id", c.id.as_str().into()),
-                        ("type", "function".into()),
-                        (
-                            "function",
-                            object([
-                                ("name", c.name.as_str().into()),
-                                ("arguments", c.arguments.as_str().into()),
-                            ]),
-                        ),
-                    ])
-                })
-                .collect();
+            let calls = crate::record::tool_calls(message);
             let content = if text.is_empty() && !calls.is_empty() {
                 Json::Null
             } else {
@@ -329,14 +314,12 @@ impl Decoder for Stream {
     }
 
     fn finish(mut self: Box<Self>) -> Result<Reply, String> {
-        self.text.finish();
-        let (text, mut repaired) = std::mem::take(&mut self.text).into_parts();
+        let mut repaired = 0;
         let mut calls = Vec::with_capacity(self.calls.len());
-        for mut call in std::mem::take(&mut self.calls) {
+        for call in std::mem::take(&mut self.calls) {
             if call.name.is_empty() {
                 return Err(format!("tool call {} has no function name", call.id));
             }
-            call.arguments.finish();
             let (arguments, broken) = call.arguments.into_parts();
             repaired += broken;
             calls.push(ToolCall {
@@ -345,17 +328,12 @@ impl Decoder for Stream {
                 arguments,
             });
         }
-        let stop = match self.stop {
-            Some(stop) => stop,
-            None if calls.is_empty() => Stop::Done,
-            None => Stop::ToolUse,
-        };
-        Ok(Reply {
-            text,
+        Ok(stream::reply(
+            std::mem::take(&mut self.text),
             calls,
-            stop,
+            self.stop.take(),
             repaired,
-        })
+        ))
     }
 }
 

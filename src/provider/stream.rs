@@ -3,11 +3,9 @@
 //! a whole body at once), and [`Pieces`] joins text that arrives in
 //! pieces, repairing what a re-chunking proxy broke.
 
-use std::collections::VecDeque;
-
 use super::{
-    bad_reply, clean, max_stream_events, status_error, Decoder, Fault, Reply, MAX_REPLY_BYTES,
-    MAX_STREAM_BYTES,
+    bad_reply, clean, max_stream_events, status_error, Decoder, Fault, Reply, Stop, ToolCall,
+    MAX_REPLY_BYTES, MAX_STREAM_BYTES,
 };
 use crate::config::{Provider, Settings};
 use crate::error::Error;
@@ -28,14 +26,16 @@ pub struct Reader {
 enum Body {
     Stream(Box<StreamState>),
     /// A whole body: its reply, until its text was handed out.
-    Whole(Option<Reply>, bool),
+    Whole(Reply),
+    /// The reply, read to its end and its text handed out.
     Done(Reply),
 }
 
 struct StreamState {
     decoder: Box<dyn Decoder>,
     parser: SseParser,
-    events: VecDeque<Event>,
+    /// What the last read parsed, taken one by one before the next read.
+    events: std::vec::IntoIter<Event>,
     received: usize,
     shown: usize,
     count: usize,
@@ -59,7 +59,7 @@ impl Reader {
             Body::Stream(Box::new(StreamState {
                 decoder: provider.protocol.wire().decoder(),
                 parser: SseParser::default(),
-                events: VecDeque::new(),
+                events: Vec::new().into_iter(),
                 received: 0,
                 shown: 0,
                 count: 0,
@@ -73,7 +73,7 @@ impl Reader {
                 .wire()
                 .complete(&bytes)
                 .map_err(|detail| bad_reply(provider, &detail))?;
-            Body::Whole(Some(reply), false)
+            Body::Whole(reply)
         };
         Ok(Reader {
             provider: provider.clone(),
@@ -85,23 +85,21 @@ impl Reader {
     /// The next piece of text, or `None` when the reply is complete.
     pub fn next_text(&mut self) -> Result<Option<String>, Error> {
         match &mut self.body {
-            Body::Whole(reply, given) => {
-                let text = reply.as_ref().map(|r| r.text.clone()).unwrap_or_default();
-                if *given || text.trim().is_empty() {
-                    return Ok(None);
-                }
-                *given = true;
-                Ok(Some(text))
+            Body::Whole(reply) => {
+                let reply = std::mem::take(reply);
+                let text = (!reply.text.trim().is_empty()).then(|| reply.text.clone());
+                self.body = Body::Done(reply);
+                Ok(text)
             }
             Body::Done(_) => Ok(None),
             Body::Stream(state) => {
                 let provider = &self.provider;
                 loop {
-                    if let Some(event) = state.events.pop_front() {
+                    if let Some(event) = state.events.next() {
                         let step = state.take(provider, &event)?;
                         if step.done {
                             let Body::Stream(state) =
-                                std::mem::replace(&mut self.body, Body::Whole(None, true))
+                                std::mem::replace(&mut self.body, Body::Done(Reply::default()))
                             else {
                                 unreachable!("matched above");
                             };
@@ -130,8 +128,7 @@ impl Reader {
     pub fn finish(mut self) -> Result<Reply, Error> {
         while self.next_text()?.is_some() {}
         let reply = match self.body {
-            Body::Whole(reply, _) => reply.unwrap_or_default(),
-            Body::Done(reply) => reply,
+            Body::Whole(reply) | Body::Done(reply) => reply,
             Body::Stream(_) => unreachable!("read to the end above"),
         };
         if reply.text.trim().is_empty() && reply.calls.is_empty() {
@@ -177,7 +174,7 @@ impl StreamState {
                 .push(&buf[..n], &mut events)
                 .map_err(|e| bad_reply(provider, &e.to_string()))?;
         }
-        self.events.extend(events);
+        self.events = events.into_iter();
         Ok(())
     }
 
@@ -274,10 +271,28 @@ impl Pieces {
         }
     }
 
-    /// The joined text (after [`Pieces::finish`]) and how many characters
-    /// were repaired.
-    pub fn into_parts(self) -> (String, usize) {
+    /// The joined text, finished, and how many characters were repaired.
+    pub fn into_parts(mut self) -> (String, usize) {
+        self.finish();
         (self.text, self.repaired)
+    }
+}
+
+/// The reply a decoder assembled from a stream. A stream that never said why
+/// it stopped stopped to have its tools run if it called any, else it was
+/// done. `repaired` counts what was repaired outside the text.
+pub fn reply(text: Pieces, calls: Vec<ToolCall>, stop: Option<Stop>, repaired: usize) -> Reply {
+    let (text, text_repaired) = text.into_parts();
+    let stop = match stop {
+        Some(stop) => stop,
+        None if calls.is_empty() => Stop::Done,
+        None => Stop::ToolUse,
+    };
+    Reply {
+        text,
+        calls,
+        stop,
+        repaired: repaired + text_repaired,
     }
 }
 
