@@ -94,8 +94,7 @@ fn run_program(
     /// child that left its process group can hold a pipe open).
     const AFTERWARDS: Duration = Duration::from_secs(2);
 
-    crate::session::file::create_private_dir(&settings.workspace)
-        .map_err(|e| format!("cannot create the workspace: {e}"))?;
+    super::files::ensure_workspace(&settings.workspace)?;
     let home =
         PrivateHome::create().map_err(|e| format!("cannot create a home for '{program}': {e}"))?;
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
@@ -299,9 +298,23 @@ mod tests {
         s.exec_timeout = std::time::Duration::from_millis(500);
         let tools = Toolbox::new(&s, Caller::Cli);
         use serde_json::json;
+        // An existing workspace keeps its permissions; only a missing one
+        // is created private.
+        #[cfg(unix)]
+        let mode = |p: &std::path::Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let (err, said) = run(&tools, json!({"program": "pwd"}));
         assert!(!err, "{said}");
         assert!(said.contains(&dir.path().display().to_string()), "{said}");
+        #[cfg(unix)]
+        assert_eq!(mode(dir.path()), 0o755);
         let (err, said) = run(
             &tools,
             json!({"program": "sh", "args": ["-c", "echo ${OPENAI_API_KEY:-none}"]}),

@@ -198,25 +198,26 @@ impl<'a> Workspace<'a> {
         }
         Ok(resolved)
     }
+}
 
-    /// Makes sure the workspace exists (natively it is created on first
-    /// use). Under WASI a workspace of `/` means every directory the host
-    /// preopened, and only the host decides what is reachable.
-    fn ensure(&self) -> Result<(), String> {
-        if self.root.is_dir() || (cfg!(target_os = "wasi") && self.root == Path::new("/")) {
-            return Ok(());
-        }
-        if cfg!(target_os = "wasi") {
-            return Err(format!(
-                "the workspace {} is not available: the host must preopen it \
-                 (wasmtime: --dir HOST_DIR::{})",
-                self.root.display(),
-                self.root.display()
-            ));
-        }
-        crate::session::file::create_private_dir(self.root)
-            .map_err(|e| format!("cannot create the workspace {}: {e}", self.root.display()))
+/// Makes sure the workspace exists: natively a missing one is created
+/// private on first use, an existing one is left as it is. Under WASI a
+/// workspace of `/` means every directory the host preopened, and only the
+/// host decides what is reachable.
+pub(super) fn ensure_workspace(root: &Path) -> Result<(), String> {
+    if root.is_dir() || (cfg!(target_os = "wasi") && root == Path::new("/")) {
+        return Ok(());
     }
+    if cfg!(target_os = "wasi") {
+        return Err(format!(
+            "the workspace {} is not available: the host must preopen it \
+             (wasmtime: --dir HOST_DIR::{})",
+            root.display(),
+            root.display()
+        ));
+    }
+    crate::session::file::create_private_dir(root)
+        .map_err(|e| format!("cannot create the workspace {}: {e}", root.display()))
 }
 
 /// Whether `path` is `dir` or lies inside it, by whole names (paths here
@@ -248,7 +249,7 @@ fn real(path: &Path) -> PathBuf {
 
 /// Runs the file tool `name`; returns the content and a summary.
 pub fn run(name: &str, workspace: &Workspace<'_>, args: &Args) -> Result<(String, String), String> {
-    workspace.ensure()?;
+    ensure_workspace(workspace.root)?;
     match name {
         "read_file" => read_file(workspace, args),
         "write_file" => write_file(workspace, args),
