@@ -11,7 +11,7 @@
 //! [`send`], [`Request`], [`Response`] and [`HttpError`] only.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod client;
 pub mod server;
@@ -101,8 +101,14 @@ impl Response {
         out
     }
 
-    /// Reads the whole body, refusing to hold more than `limit` bytes.
-    pub fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
+    /// Reads the whole body, refusing to hold more than `limit` bytes or,
+    /// with a `deadline`, to go on reading past it (each read has its own
+    /// timeout already; the deadline bounds them all together).
+    pub fn read_to_end(
+        &mut self,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, HttpError> {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
@@ -114,6 +120,12 @@ impl Response {
                 return Err(HttpError::TooLarge(limit));
             }
             out.extend_from_slice(&buf[..n]);
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(HttpError::Timeout {
+                    phase: Phase::BetweenBytes,
+                    limit: Duration::ZERO,
+                });
+            }
         }
     }
 }
@@ -321,13 +333,13 @@ mod tests {
             headers: vec![],
             body: Box::new(&b"0123456789"[..]),
         };
-        assert_eq!(r.read_to_end(4), Err(HttpError::TooLarge(4)));
+        assert_eq!(r.read_to_end(4, None), Err(HttpError::TooLarge(4)));
         let mut r = Response {
             status: 200,
             headers: vec![("retry-after".into(), "3".into())],
             body: Box::new(&b"0123456789"[..]),
         };
         assert_eq!(r.header("retry-after"), Some("3"));
-        assert_eq!(r.read_to_end(10).unwrap(), b"0123456789");
+        assert_eq!(r.read_to_end(10, None).unwrap(), b"0123456789");
     }
 }

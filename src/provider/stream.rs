@@ -67,7 +67,9 @@ impl Reader {
                 ended: false,
             }))
         } else {
-            let bytes = response.read_to_end(MAX_REPLY_BYTES).map_err(Error::Http)?;
+            let bytes = response
+                .read_to_end(MAX_REPLY_BYTES, None)
+                .map_err(Error::Http)?;
             let reply = provider
                 .protocol
                 .wire()

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{size, Args, Kind, Param, Spec, ToolSettings};
-use crate::http::{self, HttpError, Method, Request, Response, Timeouts};
+use crate::http::{self, HttpError, Method, Request, Timeouts};
 
 pub const SPEC: Spec = Spec {
     name: "web_fetch",
@@ -70,11 +70,13 @@ pub fn run(settings: &ToolSettings, args: &Args) -> Result<(String, String), Str
     if !textual {
         return Err(format!("{at} is {kind}, not text"));
     }
-    let body = read_body(&mut response, settings.web_max_bytes, deadline).map_err(|e| match e {
-        HttpError::TooLarge(limit) => format!("{at} is larger than {}", size(limit)),
-        HttpError::Timeout { .. } => late(),
-        other => other.to_string(),
-    })?;
+    let body = response
+        .read_to_end(settings.web_max_bytes, Some(deadline))
+        .map_err(|e| match e {
+            HttpError::TooLarge(limit) => format!("{at} is larger than {}", size(limit)),
+            HttpError::Timeout { .. } => late(),
+            other => other.to_string(),
+        })?;
     let text = String::from_utf8_lossy(&body);
     let mut text = if kind.contains("html") {
         readable(&text)
@@ -105,32 +107,6 @@ fn get(url: &str, left: Duration) -> Request {
             connect: left,
             response: left,
         },
-    }
-}
-
-/// The body, refusing more than `limit` bytes or a read past `deadline`.
-fn read_body(
-    response: &mut Response,
-    limit: usize,
-    deadline: Instant,
-) -> Result<Vec<u8>, HttpError> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = response.body.read(&mut buf)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        if out.len() + n > limit {
-            return Err(HttpError::TooLarge(limit));
-        }
-        out.extend_from_slice(&buf[..n]);
-        if Instant::now() > deadline {
-            return Err(HttpError::Timeout {
-                phase: http::Phase::BetweenBytes,
-                limit: Duration::ZERO,
-            });
-        }
     }
 }
 
