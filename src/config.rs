@@ -409,22 +409,14 @@ impl Fields<'_> {
         }
     }
 
-    /// `true` or `false`; null counts as not set.
-    fn flag(&self, m: &Member, path: &str) -> Result<Option<bool>, String> {
+    /// A value of type `T` (a flag, a list of strings); null counts as not
+    /// set.
+    fn value<T: json::FromJson>(&self, m: &Member, path: &str) -> Result<Option<T>, String> {
         match &m.value {
             Json::Null => Ok(None),
-            Json::Bool(b) => Ok(Some(*b)),
-            _ => Err(self.wrong(m, path, "true or false")),
-        }
-    }
-
-    /// A list of strings; null counts as not set.
-    fn list(&self, m: &Member, path: &str) -> Result<Option<Vec<String>>, String> {
-        match &m.value {
-            Json::Null => Ok(None),
-            value => json::FromJson::from_json(value)
+            value => T::from_json(value)
                 .map(Some)
-                .ok_or_else(|| self.wrong(m, path, "a list of strings")),
+                .ok_or_else(|| self.wrong(m, path, T::WANTED)),
         }
     }
 
@@ -467,27 +459,27 @@ impl Fields<'_> {
         for m in self.object(section, "tools")? {
             let path = format!("tools.{}", m.key);
             match snake_case(&m.key).as_str() {
-                "restrict_to_workspace" => t.restrict_to_workspace = self.flag(m, &path)?,
-                "disabled" => t.disabled = self.list(m, &path)?,
+                "restrict_to_workspace" => t.restrict_to_workspace = self.value(m, &path)?,
+                "disabled" => t.disabled = self.value(m, &path)?,
                 group @ ("file" | "web" | "exec") => {
                     for f in self.object(m, &path)? {
                         let path = format!("{path}.{}", f.key);
                         match (group, snake_case(&f.key).as_str()) {
-                            ("file", "enable") => t.file_enable = self.flag(f, &path)?,
-                            ("web", "enable") => t.web_enable = self.flag(f, &path)?,
+                            ("file", "enable") => t.file_enable = self.value(f, &path)?,
+                            ("web", "enable") => t.web_enable = self.value(f, &path)?,
                             ("web", "timeout" | "timeout_secs") => {
                                 t.web_timeout_secs = self.whole(f, &path, 1..=MAX_TIMEOUT_SECS)?;
                             }
                             ("web", "max_bytes") => {
                                 t.web_max_bytes = self.whole(f, &path, 1..=MAX_WEB_BYTES)?;
                             }
-                            ("exec", "enable") => t.exec_enable = self.flag(f, &path)?,
-                            ("exec", "allow") => t.exec_allow = self.list(f, &path)?,
+                            ("exec", "enable") => t.exec_enable = self.value(f, &path)?,
+                            ("exec", "allow") => t.exec_allow = self.value(f, &path)?,
                             ("exec", "timeout" | "timeout_secs") => {
                                 t.exec_timeout_secs = self.whole(f, &path, 1..=MAX_TIMEOUT_SECS)?;
                             }
-                            ("exec", "gateway") => t.exec_gateway = self.flag(f, &path)?,
-                            ("web", "gateway") => t.web_gateway = self.flag(f, &path)?,
+                            ("exec", "gateway") => t.exec_gateway = self.value(f, &path)?,
+                            ("web", "gateway") => t.web_gateway = self.value(f, &path)?,
                             _ => {}
                         }
                     }
@@ -503,8 +495,8 @@ impl Fields<'_> {
         for m in self.object(section, "gateway")? {
             let path = format!("gateway.{}", m.key);
             match snake_case(&m.key).as_str() {
-                "tokens" => g.tokens = self.list(m, &path)?.unwrap_or_default(),
-                "models" => g.models = self.list(m, &path)?.unwrap_or_default(),
+                "tokens" => g.tokens = self.value(m, &path)?.unwrap_or_default(),
+                "models" => g.models = self.value(m, &path)?.unwrap_or_default(),
                 "max_body_bytes" => g.max_body_bytes = self.whole(m, &path, 1024..=(256 << 20))?,
                 "max_concurrent_turns" => {
                     g.max_concurrent_turns = self.whole(m, &path, 1..=10_000)?;
@@ -515,8 +507,6 @@ impl Fields<'_> {
                 _ => {} // nanobot's host, port, heartbeat: not ours
             }
         }
-        // A blank token would let anyone in who sends "Bearer ".
-        g.tokens.retain(|t| !t.trim().is_empty());
         Ok(g)
     }
 

@@ -191,6 +191,7 @@ impl Gateway {
             .enumerate()
         {
             let token = token.trim();
+            // A blank token would let in anyone who sends "Bearer ".
             if token.is_empty() {
                 continue;
             }
@@ -559,5 +560,20 @@ struct Place<'a>(&'a AtomicUsize);
 impl Drop for Place<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_tokens_are_skipped_and_a_short_one_is_named_by_its_place() {
+        let config = Config::parse(r#"{"gateway":{"tokens":["  ", "short-token"]}}"#).unwrap();
+        let err = Gateway::tokens(&config, |_| None).unwrap_err().to_string();
+        assert!(err.contains("gateway.tokens[1] is shorter than"), "{err}");
+        let config = Config::parse(r#"{"gateway":{"tokens":["", " 0123456789abcdef "]}}"#).unwrap();
+        let tokens = Gateway::tokens(&config, |_| None).unwrap();
+        assert_eq!(tokens.len(), 1);
     }
 }
