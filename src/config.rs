@@ -309,12 +309,14 @@ impl Config {
         } else {
             match configured {
                 None => home.root().join("workspace"),
-                Some(path) if path == "~" || path.starts_with("~/") => match env("HOME") {
-                    Some(user) => {
-                        std::path::Path::new(&user).join(path[1..].trim_start_matches('/'))
+                Some(path) if path == "~" || path.starts_with("~/") => {
+                    match env("HOME").filter(|h| !h.is_empty()) {
+                        Some(user) => {
+                            std::path::Path::new(&user).join(path[1..].trim_start_matches('/'))
+                        }
+                        None => home.root().join("workspace"),
                     }
-                    None => home.root().join("workspace"),
-                },
+                }
                 Some(path) => home.root().join(path), // an absolute path replaces the root
             }
         };
@@ -861,6 +863,22 @@ mod tests {
         let err = s.provider.require_key().unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("set OPENAI_API_KEY"), "{err}");
+    }
+
+    #[test]
+    #[cfg(not(target_os = "wasi"))]
+    fn a_workspace_under_tilde_needs_a_home_that_is_set() {
+        let config = Config::parse(r#"{"agents":{"defaults":{"workspace":"~/proj"}}}"#).unwrap();
+        let dir = crate::test_support::scratch();
+        let home = Home::at(dir.path(), crate::home::HomeSource::ClawftHome);
+        let with_home =
+            |value: &'static str| move |name: &str| (name == "HOME").then(|| value.to_owned());
+        let tools = config.tool_settings(&home, with_home("/home/ada"));
+        assert_eq!(tools.workspace, std::path::Path::new("/home/ada/proj"));
+        // An empty HOME is no home (as for finding clawft's home), never a
+        // workspace relative to wherever weft was started.
+        let tools = config.tool_settings(&home, with_home(""));
+        assert_eq!(tools.workspace, dir.path().join("workspace"));
     }
 
     #[test]
