@@ -149,24 +149,25 @@ impl fmt::Display for Error {
             Error::NotSaved {
                 session,
                 cause,
-                kept: Some(kept),
-            } => write!(
-                f,
-                "the reply could not be saved to session {} ({cause}); \
-                 the turn was kept as session {} (weft sessions show {kept})",
-                quoted(session),
-                quoted(kept)
-            ),
-            Error::NotSaved {
-                session,
-                cause,
-                kept: None,
-            } => write!(
-                f,
-                "the reply could not be saved to session {} ({cause}), \
-                 nor kept beside it; it exists only in the output above",
-                quoted(session)
-            ),
+                kept,
+            } => {
+                write!(
+                    f,
+                    "the reply could not be saved to session {} ({cause})",
+                    quoted(session)
+                )?;
+                match kept {
+                    Some(kept) => write!(
+                        f,
+                        "; the turn was kept as session {} (weft sessions show {kept})",
+                        quoted(kept)
+                    ),
+                    None => write!(
+                        f,
+                        ", nor kept beside it; it exists only in the output above"
+                    ),
+                }
+            }
         }
     }
 }
@@ -191,6 +192,25 @@ impl From<HttpError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsaved_turn_says_where_it_is() {
+        let unsaved = |kept: Option<&str>| Error::NotSaved {
+            session: "work".into(),
+            cause: Box::new(Error::Config("disk full".into())),
+            kept: kept.map(str::to_owned),
+        };
+        assert_eq!(
+            unsaved(Some("work.unsaved-1")).to_string(),
+            "the reply could not be saved to session 'work' (config: disk full); the turn \
+             was kept as session 'work.unsaved-1' (weft sessions show work.unsaved-1)"
+        );
+        assert_eq!(
+            unsaved(None).to_string(),
+            "the reply could not be saved to session 'work' (config: disk full), nor kept \
+             beside it; it exists only in the output above"
+        );
+    }
 
     #[test]
     fn usage_and_config_errors_exit_with_2_others_with_1() {

@@ -282,10 +282,11 @@ impl Toolbox {
     }
 
     fn error(&self, why: String) -> Outcome {
+        let summary = format!("error: {why}");
         Outcome {
-            content: cap(&format!("error: {why}"), self.settings.max_result_chars),
+            content: cap(&summary, self.settings.max_result_chars),
             is_error: true,
-            summary: format!("error: {why}"),
+            summary,
         }
     }
 }
