@@ -677,12 +677,10 @@ impl TokenLimitField {
         }
     }
 
-    /// What the server at `api_base` wants: OpenAI's and Azure's hosts the
+    /// What the server at `host` wants: OpenAI's and Azure's hosts the
     /// newer field, every other server the classic one.
-    pub fn for_base(api_base: &str) -> TokenLimitField {
-        let host = crate::http::Url::parse(api_base)
-            .map(|u| u.host().to_ascii_lowercase())
-            .unwrap_or_default();
+    pub fn for_host(host: &str) -> TokenLimitField {
+        let host = host.to_ascii_lowercase();
         let openai = host == "api.openai.com"
             || host.ends_with(".openai.azure.com")
             || host.ends_with(".cognitiveservices.azure.com");

@@ -386,7 +386,8 @@ pub fn resolve(
             ))
         }
     };
-    crate::http::Url::parse(&api_base).map_err(|e| config_error(format!(".api_base: {e}")))?;
+    let url =
+        crate::http::Url::parse(&api_base).map_err(|e| config_error(format!(".api_base: {e}")))?;
     if api_base.contains(['?', '#']) {
         // The endpoint path is appended: a query or fragment would swallow it.
         return Err(config_error(
@@ -436,7 +437,7 @@ pub fn resolve(
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS.min(timeout_secs));
     let max_tokens_field = match section.max_tokens_field {
         Some(field) => field,
-        None if protocol == Protocol::OpenAi => TokenLimitField::for_base(&api_base),
+        None if protocol == Protocol::OpenAi => TokenLimitField::for_host(url.host()),
         None => TokenLimitField::MaxTokens,
     };
     Ok(Provider {
