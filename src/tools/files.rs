@@ -288,7 +288,13 @@ fn read_text(path: &Path, shown: &str) -> Result<String, String> {
             size(MAX_READ_BYTES as usize)
         ));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    read_checked(path, meta.len(), shown)
+}
+
+/// The text of a regular file already checked to be within the limit
+/// (`len` is its size): refused when binary or not UTF-8.
+fn read_checked(path: &Path, len: u64, shown: &str) -> Result<String, String> {
+    let mut bytes = Vec::with_capacity(len as usize);
     fs::File::open(path)
         .and_then(|f| f.take(MAX_READ_BYTES).read_to_end(&mut bytes))
         .map_err(|e| io_error(shown, &e))?;
@@ -498,7 +504,7 @@ impl Search<'_> {
                 self.more = true;
                 return Ok(());
             }
-            let Ok(text) = read_text(path, "") else {
+            let Ok(text) = read_checked(path, meta.len(), "") else {
                 return Ok(()); // binary or unreadable: not searched
             };
             let shown = path
