@@ -27,10 +27,11 @@ mod api;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::agent::{self, Event, Run};
 use crate::config::Config;
-use crate::conversation::{window, Message, Role};
+use crate::conversation::Role;
 use crate::error::Error;
 use crate::home::Home;
 use crate::json::{object, Json};
@@ -141,6 +142,27 @@ pub struct Served {
     pub tool_calls: usize,
 }
 
+impl Served {
+    /// The access line both servers write:
+    /// `METHOD PATH STATUS DURATIONms session=KEY tools=N`. No query, no
+    /// header value but the session's name, whose spaces and control
+    /// characters become `_` so the line still splits on spaces.
+    pub fn access_line(&self, method: &str, path: &str, status: u16, elapsed: Duration) -> String {
+        let session: String = match &self.session {
+            Some(key) => key
+                .chars()
+                .map(|c| if c.is_control() || c == ' ' { '_' } else { c })
+                .collect(),
+            None => "-".into(),
+        };
+        format!(
+            "{method} {path} {status} {}ms session={session} tools={}",
+            elapsed.as_millis(),
+            self.tool_calls
+        )
+    }
+}
+
 /// The service: the home it serves from, and the turns running now.
 pub struct Gateway {
     home: Home,
@@ -170,10 +192,6 @@ impl Gateway {
     pub fn always_asking_for_a_token(mut self) -> Gateway {
         self.always_token = true;
         self
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     /// The client tokens: `gateway.tokens` in the config and
@@ -385,16 +403,10 @@ impl Gateway {
                             "with X-Clawft-Session the last message must be the user's new one",
                         )
                     })?;
-                let text = last.joined_text();
-                let text = agent::check_message(&text).map_err(|e| ApiError::from_error(&e))?;
-                let saved = sessions
-                    .load_recent(key, settings.memory_window)
-                    .map_err(|e| ApiError::from_error(&e))?;
-                let mut history = window(&saved.messages, settings.memory_window);
-                history.push(Message::text(Role::User, text));
-                history
+                agent::history(&sessions, &settings, key, &last.joined_text(), &mut |_| {})
+                    .map_err(|e| ApiError::from_error(&e))?
             }
-            None => body.messages.clone(),
+            None => body.messages,
         };
         let start = conversation.len() - usize::from(session.is_some());
         let tool_settings = config.tool_settings(&self.home, self.env);
@@ -421,13 +433,15 @@ impl Gateway {
         });
         match (result, body.stream) {
             (Ok(done), false) => answer
-                .finish_whole(out, &done.text, done.cut)
+                .finish_whole(out, &done.text, done.run.cut_short())
                 .map_err(ApiError::io)?,
             (Ok(done), true) => {
                 if !streaming {
                     answer.start_stream(out).map_err(ApiError::io)?;
                 }
-                answer.end_stream(out, Ok(done.cut)).map_err(ApiError::io)?;
+                answer
+                    .end_stream(out, Ok(done.run.cut_short()))
+                    .map_err(ApiError::io)?;
             }
             // The client went away: nothing to answer, nothing saved.
             (Err(Error::Output(_)), _) => {
@@ -488,8 +502,7 @@ impl Gateway {
                 Event::Retrying { .. } | Event::Repaired(_) => {}
             }
         }
-        let cut = run.cut_short();
-        Ok(Done { run, text, cut })
+        Ok(Done { run, text })
     }
 }
 
@@ -498,8 +511,6 @@ struct Done {
     run: Run,
     /// The whole text, when it was not streamed.
     text: String,
-    /// The last reply was cut at `max_tokens`.
-    cut: bool,
 }
 
 /// Whether a request without a token may be served: it is addressed to
@@ -566,6 +577,27 @@ impl Drop for Place<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_line_splits_on_spaces_whatever_the_session_is_called() {
+        let served = Served {
+            status: 200,
+            session: Some("a b\tc".into()),
+            tool_calls: 2,
+        };
+        let line = served.access_line(
+            "POST",
+            "/v1/chat/completions",
+            200,
+            Duration::from_millis(7),
+        );
+        assert_eq!(
+            line,
+            "POST /v1/chat/completions 200 7ms session=a_b_c tools=2"
+        );
+        let line = Served::default().access_line("GET", "/healthz", 200, Duration::ZERO);
+        assert_eq!(line, "GET /healthz 200 0ms session=- tools=0");
+    }
 
     #[test]
     fn blank_tokens_are_skipped_and_a_short_one_is_named_by_its_place() {

@@ -739,18 +739,8 @@ impl<'a> Connection<'a> {
         self.filled -= used;
     }
 
-    /// `METHOD PATH STATUS DURATIONms session=KEY tools=N`: no query, no
-    /// header value but the session's name.
     fn access(&self, method: &str, path: &str, status: u16, started: Instant, served: &Served) {
-        let session = served
-            .session
-            .as_deref()
-            .map_or_else(|| "-".into(), printable);
-        (self.shared.log)(&format!(
-            "{method} {path} {status} {}ms session={session} tools={}",
-            started.elapsed().as_millis(),
-            served.tool_calls
-        ));
+        (self.shared.log)(&served.access_line(method, path, status, started.elapsed()));
     }
 }
 
@@ -837,13 +827,6 @@ fn timed_out(message: &str) -> ApiError {
         "request_timeout",
         message.to_owned(),
     )
-}
-
-/// A name for the log with nothing that could break its line.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() || c == ' ' { '_' } else { c })
-        .collect()
 }
 
 /// Where one response stands.

@@ -19,7 +19,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{OutputStream, StreamError};
 
-use crate::gateway::{send_error, ApiError, Handler, Incoming, Limits, Respond};
+use crate::gateway::{send_error, ApiError, Handler, Incoming, Limits, Respond, Served};
 
 /// The most `blocking-write-and-flush` accepts in one call.
 const WRITE_PIECE: usize = 4096;
@@ -61,7 +61,7 @@ pub fn serve(
         out: Some(out),
         body: None,
     };
-    let status = match read_body(&request, limits) {
+    let (status, served) = match read_body(&request, limits) {
         Ok(body) => {
             let incoming = Incoming {
                 method: &method,
@@ -73,29 +73,17 @@ pub fn serve(
             if response.out.is_some() {
                 // The handler answered nothing: still an answer.
                 let _ = send_error(&mut response, &internal());
-                500
+                (500, Served::default())
             } else {
-                let session = served
-                    .session
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), crate::secrets::one_line);
-                return format!(
-                    "{method} {path} {} {}ms session={session} tools={}",
-                    served.status,
-                    started.elapsed().as_millis(),
-                    served.tool_calls
-                );
+                (served.status, served)
             }
         }
         Err(refusal) => {
             let _ = send_error(&mut response, &refusal);
-            refusal.status
+            (refusal.status, Served::default())
         }
     };
-    format!(
-        "{method} {path} {status} {}ms session=- tools=0",
-        started.elapsed().as_millis()
-    )
+    served.access_line(&method, &path, status, started.elapsed())
 }
 
 fn internal() -> ApiError {
