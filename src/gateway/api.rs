@@ -25,7 +25,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
+    pub(crate) fn new(
         status: u16,
         kind: &'static str,
         code: Option<&'static str>,
@@ -131,6 +131,26 @@ impl ApiError {
         )
     }
 
+    /// The request (its head or body) did not arrive in time.
+    pub fn timed_out(message: &str) -> ApiError {
+        ApiError::new(
+            408,
+            "invalid_request_error",
+            Some("request_timeout"),
+            message.to_owned(),
+        )
+    }
+
+    /// The handler returned without answering.
+    pub fn no_answer() -> ApiError {
+        ApiError::new(
+            500,
+            "server_error",
+            Some("no_answer"),
+            "the gateway gave no answer".into(),
+        )
+    }
+
     pub fn busy(limit: usize) -> ApiError {
         let mut err = ApiError::new(
             429,
@@ -189,28 +209,28 @@ impl ApiError {
 }
 
 pub fn send_json(out: &mut dyn Respond, status: u16, body: &Json) -> Result<(), ApiError> {
-    let text = body.to_text();
-    let length = text.len().to_string();
-    out.start(
-        status,
-        &[
-            ("content-type", "application/json"),
-            ("content-length", &length),
-        ],
-    )
-    .and_then(|()| out.send(text.as_bytes()))
-    .map_err(ApiError::io)
+    write_json(out, status, body, &[]).map_err(ApiError::io)
 }
 
 pub fn send_error(out: &mut dyn Respond, err: &ApiError) -> io::Result<()> {
-    let text = err.body().to_text();
+    write_json(out, err.status, &err.body(), &err.headers)
+}
+
+/// A whole JSON answer with its length, and any extra headers after.
+fn write_json(
+    out: &mut dyn Respond,
+    status: u16,
+    body: &Json,
+    extra: &[(&'static str, String)],
+) -> io::Result<()> {
+    let text = body.to_text();
     let length = text.len().to_string();
     let mut headers: Vec<(&str, &str)> = vec![
         ("content-type", "application/json"),
         ("content-length", &length),
     ];
-    headers.extend(err.headers.iter().map(|(n, v)| (*n, v.as_str())));
-    out.start(err.status, &headers)?;
+    headers.extend(extra.iter().map(|(n, v)| (*n, v.as_str())));
+    out.start(status, &headers)?;
     out.send(text.as_bytes())
 }
 
@@ -518,15 +538,6 @@ impl Answer {
                 ("finish_reason", finish_reason(cut).into()),
             ])],
         ));
-        let text = Json::Object(body).to_text();
-        let length = text.len().to_string();
-        out.start(
-            200,
-            &[
-                ("content-type", "application/json"),
-                ("content-length", &length),
-            ],
-        )?;
-        out.send(text.as_bytes())
+        write_json(out, 200, &Json::Object(body), &[])
     }
 }

@@ -563,7 +563,7 @@ impl<'a> Connection<'a> {
                 }
                 Filled::More => {}
                 Filled::TimedOut if self.filled > 0 => {
-                    return Err(Refused::Answer(timed_out(&format!(
+                    return Err(Refused::Answer(ApiError::timed_out(&format!(
                         "the request head took longer than {} s",
                         timeouts.head.as_secs()
                     ))))
@@ -701,7 +701,7 @@ impl<'a> Connection<'a> {
             match self.fill(deadline, false) {
                 Filled::More => {}
                 Filled::TimedOut => {
-                    return Err(Refused::Answer(timed_out(&format!(
+                    return Err(Refused::Answer(ApiError::timed_out(&format!(
                         "the request body took longer than {} s",
                         timeout.as_secs()
                     ))))
@@ -771,10 +771,10 @@ fn check_framing(request: &Request<()>, max_body: usize) -> Result<(), ApiError>
         let chunked =
             matches!(codings[..], [only] if only.as_bytes().eq_ignore_ascii_case(b"chunked"));
         if !chunked {
-            return Err(refusal(
+            return Err(ApiError::new(
                 501,
                 "invalid_request_error",
-                "unsupported_transfer_encoding",
+                Some("unsupported_transfer_encoding"),
                 "the only transfer coding served is chunked".into(),
             ));
         }
@@ -782,10 +782,10 @@ fn check_framing(request: &Request<()>, max_body: usize) -> Result<(), ApiError>
     let method = request.method();
     let wants_body = method == Method::POST || method == Method::PUT || method == Method::PATCH;
     if wants_body && codings.is_empty() && !length {
-        return Err(refusal(
+        return Err(ApiError::new(
             411,
             "invalid_request_error",
-            "length_required",
+            Some("length_required"),
             "the request needs a Content-Length".into(),
         ));
     }
@@ -808,25 +808,6 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn refusal(status: u16, kind: &'static str, code: &'static str, message: String) -> ApiError {
-    ApiError {
-        status,
-        message,
-        kind,
-        code: Some(code),
-        headers: Vec::new(),
-    }
-}
-
-fn timed_out(message: &str) -> ApiError {
-    refusal(
-        408,
-        "invalid_request_error",
-        "request_timeout",
-        message.to_owned(),
-    )
 }
 
 /// Where one response stands.
@@ -934,13 +915,7 @@ impl Exchange<'_> {
             // The handler answered nothing: a bug, but the client hears.
             // The status stays unset, so the access line says 500 whatever
             // the handler reported.
-            let missing = refusal(
-                500,
-                "server_error",
-                "no_answer",
-                "the gateway gave no answer".into(),
-            );
-            let _ = send_error(self, &missing);
+            let _ = send_error(self, &ApiError::no_answer());
             self.status = None;
         }
         if let Phase::Collecting(..) = self.phase {

@@ -72,7 +72,7 @@ pub fn serve(
             let served = handler.handle(&incoming, &mut response);
             if response.out.is_some() {
                 // The handler answered nothing: still an answer.
-                let _ = send_error(&mut response, &internal());
+                let _ = send_error(&mut response, &ApiError::no_answer());
                 (500, Served::default())
             } else {
                 (served.status, served)
@@ -84,16 +84,6 @@ pub fn serve(
         }
     };
     served.access_line(&method, &path, status, started.elapsed())
-}
-
-fn internal() -> ApiError {
-    ApiError {
-        status: 500,
-        message: "the gateway gave no answer".into(),
-        kind: "server_error",
-        code: None,
-        headers: Vec::new(),
-    }
 }
 
 /// The request body, refused past `limits.max_body` (413) or when it
@@ -120,13 +110,9 @@ fn read_body(request: &IncomingRequest, limits: Limits) -> Result<Vec<u8>, ApiEr
             Ok(chunk) if chunk.is_empty() => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(ApiError {
-                        status: 408,
-                        message: "the request body did not arrive in time".into(),
-                        kind: "invalid_request_error",
-                        code: Some("request_timeout"),
-                        headers: Vec::new(),
-                    });
+                    return Err(ApiError::timed_out(
+                        "the request body did not arrive in time",
+                    ));
                 }
                 let ready = stream.subscribe();
                 let timer = monotonic_clock::subscribe_duration(left.as_nanos() as u64);
