@@ -48,6 +48,17 @@ pub struct Timeouts {
     pub response: Duration,
 }
 
+impl Timeouts {
+    /// The timeout error for `phase`, quoting the limit that applied to it.
+    pub fn exceeded(self, phase: Phase) -> HttpError {
+        let limit = match phase {
+            Phase::Connect => self.connect,
+            Phase::Send | Phase::FirstByte | Phase::BetweenBytes => self.response,
+        };
+        HttpError::Timeout { phase, limit }
+    }
+}
+
 /// A request with a complete body.
 #[derive(Clone)]
 pub struct Request {

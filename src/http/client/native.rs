@@ -123,7 +123,7 @@ fn map_error(err: ureq::Error, timeouts: Timeouts, waiting: Phase) -> HttpError 
                 T::RecvBody => Phase::BetweenBytes,
                 _ => waiting,
             };
-            timeout(phase, timeouts)
+            timeouts.exceeded(phase)
         }
         E::HostNotFound => HttpError::Unavailable("DNS lookup failed: host not found".into()),
         E::ConnectionFailed => HttpError::Unavailable("could not connect to the server".into()),
@@ -139,14 +139,6 @@ fn map_error(err: ureq::Error, timeouts: Timeouts, waiting: Phase) -> HttpError 
         E::Io(io) => map_io_error(io, timeouts, waiting),
         other => HttpError::Transport(other.to_string()),
     }
-}
-
-fn timeout(phase: Phase, timeouts: Timeouts) -> HttpError {
-    let limit = match phase {
-        Phase::Connect => timeouts.connect,
-        Phase::Send | Phase::FirstByte | Phase::BetweenBytes => timeouts.response,
-    };
-    HttpError::Timeout { phase, limit }
 }
 
 fn map_io_error(err: io::Error, timeouts: Timeouts, waiting: Phase) -> HttpError {
@@ -167,7 +159,7 @@ fn map_io_error(err: io::Error, timeouts: Timeouts, waiting: Phase) -> HttpError
         io::ErrorKind::ConnectionRefused => {
             HttpError::Unavailable("connection refused by the server".into())
         }
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timeout(waiting, timeouts),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timeouts.exceeded(waiting),
         io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
             HttpError::Unavailable(format!("no route to the server: {err}"))
         }

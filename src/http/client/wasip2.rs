@@ -190,14 +190,7 @@ struct Timeout(Timeouts);
 impl Timeout {
     /// `waiting` is the phase a read timeout belongs to where it struck.
     fn map(self, code: ErrorCode, waiting: Phase) -> HttpError {
-        map_code(code, |phase| {
-            let phase = phase.unwrap_or(waiting);
-            let limit = match phase {
-                Phase::Connect => self.0.connect,
-                _ => self.0.response,
-            };
-            HttpError::Timeout { phase, limit }
-        })
+        map_code(code, |phase| self.0.exceeded(phase.unwrap_or(waiting)))
     }
 
     fn map_stream(self, err: StreamError, waiting: Phase) -> HttpError {
@@ -222,10 +215,7 @@ impl Timeout {
         let first = text.lines().next().unwrap_or_default().trim();
         let lower = first.to_ascii_lowercase();
         if lower.contains("timeout") || lower.contains("timed out") {
-            HttpError::Timeout {
-                phase: waiting,
-                limit: self.0.response,
-            }
+            self.0.exceeded(waiting)
         } else {
             HttpError::Transport(first.to_owned())
         }
