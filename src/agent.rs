@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::home::Home;
 use crate::provider::{self, Ask, Reader, Reply, Stop, ToolSpec};
 use crate::session::{Sessions, Skipped};
-use crate::tools::{Toolbox, MAX_CALLS_PER_ROUND, MAX_REPEATS};
+use crate::tools::{Caller, Toolbox, MAX_CALLS_PER_ROUND, MAX_REPEATS};
 use crate::{http, retry, secrets};
 
 /// The longest message a user may send in one turn.
@@ -422,6 +422,24 @@ pub fn history(
     let mut conversation = window(&session.messages, settings.memory_window);
     conversation.push(Message::text(Role::User, message));
     Ok(conversation)
+}
+
+/// What a turn needs from the process environment, as the command line
+/// and the library component set it up: the home, the settings for
+/// `model` (its key required), and the tools, or none when `tools` is off.
+pub fn prepare(model: Option<&str>, tools: bool) -> Result<(Home, Settings, Toolbox), Error> {
+    let env = crate::config::env;
+    let home = Home::discover(env)?;
+    let config = crate::config::Config::load(&home)?;
+    let settings = config.settings(model, env)?;
+    settings.provider.require_key()?;
+    let tool_settings = config.tool_settings(&home, env);
+    let toolbox = if tools {
+        Toolbox::new(&tool_settings, Caller::Cli)
+    } else {
+        Toolbox::none(&tool_settings)
+    };
+    Ok((home, settings, toolbox))
 }
 
 /// Runs one turn of a saved session: loads its recent history, responds

@@ -9,7 +9,7 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use crate::agent::{self, print, Event, Notice, Turn, MAX_MESSAGE_BYTES};
-use crate::config::{Config, Settings};
+use crate::config::{env, Config, Settings};
 use crate::conversation::Message;
 use crate::error::Error;
 use crate::home::Home;
@@ -233,10 +233,6 @@ pub fn describe(err: &Error, in_turn: bool) -> String {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 /// Runs one parsed command. On a terminal, text from outside (replies,
 /// sessions) passes through [`Terminal`]; a pipe gets it exactly.
 pub fn run(command: Command) -> Result<(), Error> {
@@ -261,16 +257,7 @@ fn run_with(command: Command, out: &mut dyn Write) -> Result<(), Error> {
             stream,
             tools,
         } => {
-            let home = Home::discover(env)?;
-            let config = Config::load(&home)?;
-            let settings = config.settings(model.as_deref(), env)?;
-            settings.provider.require_key()?;
-            let tool_settings = config.tool_settings(&home, env);
-            let tools = if tools {
-                Toolbox::new(&tool_settings, Caller::Cli)
-            } else {
-                Toolbox::none(&tool_settings)
-            };
+            let (home, settings, tools) = agent::prepare(model.as_deref(), tools)?;
             let chat = Chat {
                 home: &home,
                 settings: &settings,

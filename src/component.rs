@@ -9,12 +9,11 @@
 use std::cell::RefCell;
 
 use crate::agent::{self, Event, Run};
-use crate::config::Config;
+use crate::config::env;
 use crate::error::Error as Failure;
 use crate::home::Home;
 use crate::http::HttpError;
 use crate::session::Sessions;
-use crate::tools::{Caller, Toolbox};
 
 wit_bindgen::generate!({
     world: "library",
@@ -31,10 +30,6 @@ use exports::clawft::agent::agent::{
 
 /// The implementation of `clawft:agent/agent`.
 pub struct Library;
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
 
 /// Every agent error as the interface's case for it.
 impl From<Failure> for Error {
@@ -98,16 +93,7 @@ fn prepare(request: TurnRequest) -> Result<Prepared, Failure> {
             tools,
         },
     } = request;
-    let home = Home::discover(env)?;
-    let config = Config::load(&home)?;
-    let settings = config.settings(model.as_deref(), env)?;
-    settings.provider.require_key()?;
-    let tool_settings = config.tool_settings(&home, env);
-    let toolbox = if tools {
-        Toolbox::new(&tool_settings, Caller::Cli)
-    } else {
-        Toolbox::none(&tool_settings)
-    };
+    let (home, settings, toolbox) = agent::prepare(model.as_deref(), tools)?;
     let sessions = Sessions::new(&home);
     let conversation = agent::history(&sessions, &settings, &session, &message, &mut |_| {})?;
     let start = conversation.len() - 1;

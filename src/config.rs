@@ -24,6 +24,12 @@ use crate::json::{self, Json, Member, Number};
 use crate::provider::Protocol;
 use crate::secrets::{shown_value, Redactions, Secret};
 
+/// A variable of the process environment. Home, keys and tool settings
+/// take the lookup as a function, so tests can hand them another.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// The model used when neither the config nor `--model` names one.
 pub const DEFAULT_MODEL: &str = "openai/gpt-4o-mini";
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;

@@ -12,15 +12,11 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(all(target_os = "wasi", target_env = "p2"))]
 mod handler {
-    use clawft::config::Config;
+    use clawft::config::{env, Config};
     use clawft::gateway::{Gateway, Limits};
     use clawft::home::Home;
     use wasip2::exports::http::incoming_handler::Guest;
     use wasip2::http::types::{IncomingRequest, ResponseOutparam};
-
-    fn env(name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
 
     pub struct Handler;
 
