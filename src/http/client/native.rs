@@ -8,6 +8,7 @@
 //!   reads them; an `https` target is tunnelled with `CONNECT`).
 
 use std::io::{self, Read};
+use std::sync::OnceLock;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
@@ -17,18 +18,18 @@ pub const AVAILABLE: bool = true;
 
 /// ureq takes the URL as text; `_url` is the same, already checked.
 pub fn send(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
-    let agent = agent(request.timeouts)?;
+    let agent = agent()?;
     let timeouts = request.timeouts;
     let exchange = match request.method {
         Method::Post => {
-            let mut builder = agent.post(&request.url);
+            let mut builder = with_timeouts(agent.post(&request.url), timeouts);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
             builder.send(&request.body[..])
         }
         Method::Get => {
-            let mut builder = agent.get(&request.url);
+            let mut builder = with_timeouts(agent.get(&request.url), timeouts);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
@@ -53,7 +54,15 @@ pub fn send(request: &Request, _url: &Url<'_>) -> Result<Response, HttpError> {
     })
 }
 
-fn agent(timeouts: Timeouts) -> Result<ureq::Agent, HttpError> {
+/// The process's one agent: its TLS roots (the built-in ones, or
+/// `SSL_CERT_FILE`'s) are read and set up once, not for every request. It
+/// keeps no idle connections, so every request connects afresh. An agent
+/// that cannot be built is not kept: each request reports why.
+fn agent() -> Result<&'static ureq::Agent, HttpError> {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    if let Some(agent) = AGENT.get() {
+        return Ok(agent);
+    }
     let mut tls = TlsConfig::builder();
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
         tls = tls.root_certs(custom_roots(&path.to_string_lossy())?);
@@ -61,20 +70,32 @@ fn agent(timeouts: Timeouts) -> Result<ureq::Agent, HttpError> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_connect(Some(timeouts.connect))
-        .timeout_send_request(Some(timeouts.response))
-        .timeout_send_body(Some(timeouts.response))
-        .timeout_recv_response(Some(timeouts.response))
-        .timeout_per_read(Some(timeouts.response))
-        // ureq's 128 KiB buffers, allocated and zeroed per agent, were a
-        // third of the gateway's CPU under load (measured by the bench);
+        .max_idle_connections(0)
+        // ureq's 128 KiB buffers, allocated and zeroed per connection, were
+        // a third of the gateway's CPU under load (measured by the bench);
         // a provider's response head is a few KiB.
         .max_response_header_size(32 << 10)
         .input_buffer_size(32 << 10)
         .output_buffer_size(16 << 10)
         .tls_config(tls.build())
         .build();
-    Ok(config.new_agent())
+    Ok(AGENT.get_or_init(|| config.new_agent()))
+}
+
+/// A request's own limits: connecting, then the response (each wait for
+/// bytes, sending included).
+fn with_timeouts<B>(
+    builder: ureq::RequestBuilder<B>,
+    timeouts: Timeouts,
+) -> ureq::RequestBuilder<B> {
+    builder
+        .config()
+        .timeout_connect(Some(timeouts.connect))
+        .timeout_send_request(Some(timeouts.response))
+        .timeout_send_body(Some(timeouts.response))
+        .timeout_recv_response(Some(timeouts.response))
+        .timeout_per_read(Some(timeouts.response))
+        .build()
 }
 
 /// Loads every certificate in a PEM file as the set of trusted roots.
